@@ -10,9 +10,9 @@
 
 /* Where the header walk of the current message stands; it resumes as bytes arrive. */
 struct scan {
-    size_t pos;      /* bytes of the message walked so far (may run past what has arrived) */
-    uint32_t depth;  /* open containers */
-    bool done;       /* the top-level value is complete once pos bytes have arrived */
+    size_t pos;     /* bytes of the message walked so far (may run past what has arrived) */
+    uint32_t depth; /* open containers */
+    bool done;      /* the top-level value is complete once pos bytes have arrived */
     uint64_t elements;
     uint64_t remaining[CWS_RPC_MAX_DEPTH]; /* objects still expected by each open container */
 };
@@ -278,8 +278,7 @@ static int check_object(struct cws_rpc_decoder *d, const struct header *h, struc
         return fail_stream(d, err, CWS_E_RESOURCE_EXHAUSTED, what);
     }
     /* Each child takes at least one byte, so a count that cannot fit is refused here. */
-    if (h->total > d->max_message - s->pos ||
-        h->children > d->max_message - s->pos - h->total) {
+    if (h->total > d->max_message - s->pos || h->children > d->max_message - s->pos - h->total) {
         snprintf(what, sizeof(what), "msgpack-rpc message exceeds the %zu-byte limit",
                  d->max_message);
         return fail_stream(d, err, CWS_E_RESOURCE_EXHAUSTED, what);
@@ -363,8 +362,8 @@ static int read_params(struct cws_rpc_msg *m, const msgpack_object *o, struct cw
     return 0;
 }
 
-static int read_request(struct cws_rpc_decoder *d, struct cws_rpc_msg *m,
-                        const msgpack_object *a, uint32_t n, struct cws_error *err)
+static int read_request(struct cws_rpc_decoder *d, struct cws_rpc_msg *m, const msgpack_object *a,
+                        uint32_t n, struct cws_error *err)
 {
     if (n != 4)
         return protocol_error(err, "a request is [0, msgid, method, params]");

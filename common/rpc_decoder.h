@@ -33,12 +33,12 @@
  * until cws_rpc_msg_free(). */
 struct cws_rpc_msg {
     enum cws_rpc_type type;
-    uint32_t msgid;                /* request, response */
-    const char *method;            /* request, notification; NUL-terminated */
-    const msgpack_object *params;  /* request, notification: always a map (empty for []) */
-    const msgpack_object *error;   /* response: the error object, NULL when nil */
-    const msgpack_object *result;  /* response: the result object (may be nil) */
-    size_t size;                   /* encoded size in bytes */
+    uint32_t msgid;               /* request, response */
+    const char *method;           /* request, notification; NUL-terminated */
+    const msgpack_object *params; /* request, notification: always a map (empty for []) */
+    const msgpack_object *error;  /* response: the error object, NULL when nil */
+    const msgpack_object *result; /* response: the result object (may be nil) */
+    size_t size;                  /* encoded size in bytes */
     /* private */
     msgpack_unpacked unpacked;
     msgpack_object empty_params;

@@ -146,8 +146,7 @@ static void read_error_field(const msgpack_object_kv *kv, struct cws_error *e, c
     else if (key_is(kv, "retryable") && kv->val.type == MSGPACK_OBJECT_BOOLEAN)
         e->retryable = kv->val.via.boolean;
     else if (key_is(kv, "retry_after_ms") && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        e->retry_after_ms =
-            kv->val.via.u64 > INT64_MAX ? INT64_MAX : (int64_t)kv->val.via.u64;
+        e->retry_after_ms = kv->val.via.u64 > INT64_MAX ? INT64_MAX : (int64_t)kv->val.via.u64;
 }
 
 int cws_rpc_error_from_object(const msgpack_object *obj, struct cws_error *ret,

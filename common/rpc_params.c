@@ -11,8 +11,7 @@ static int invalid(struct cws_error *err, const char *path, const char *what)
     return cws_error_set(err, CWS_E_INVALID_ARGUMENT, "%s %s", path, what);
 }
 
-static const msgpack_object *map_lookup(const msgpack_object *map, const char *key,
-                                        size_t key_len)
+static const msgpack_object *map_lookup(const msgpack_object *map, const char *key, size_t key_len)
 {
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object_kv *kv = &map->via.map.ptr[i];
@@ -246,8 +245,8 @@ int cws_rpc_param_strv_array(const msgpack_object *map, const char *path, char *
         const msgpack_object *o = &a->via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_STR || has_nul(o))
             return cws_error_set(err, CWS_E_INVALID_ARGUMENT,
-                                 "%s must be an array of strings without NUL bytes (item %u)",
-                                 path, i);
+                                 "%s must be an array of strings without NUL bytes (item %u)", path,
+                                 i);
     }
     char **v = calloc((size_t)n + 1, sizeof(*v));
     if (!v)

@@ -25,10 +25,11 @@ END_TEST
 START_TEST(design_codes_present)
 {
     static const char *const names[] = {
-        "INVALID_ARGUMENT",   "NOT_FOUND",      "ALREADY_EXISTS",     "UNAUTHENTICATED",
-        "PERMISSION_DENIED",  "FAILED_PRECONDITION", "UNAVAILABLE",   "DEADLINE_EXCEEDED",
-        "RESOURCE_EXHAUSTED", "CANCELLED",      "SANDBOX_FAILED",     "SANDBOX_TERMINATED",
-        "PROTOCOL",           "INTERNAL",       NULL};
+        "INVALID_ARGUMENT", "NOT_FOUND",         "ALREADY_EXISTS",
+        "UNAUTHENTICATED",  "PERMISSION_DENIED", "FAILED_PRECONDITION",
+        "UNAVAILABLE",      "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED",
+        "CANCELLED",        "SANDBOX_FAILED",    "SANDBOX_TERMINATED",
+        "PROTOCOL",         "INTERNAL",          NULL};
     for (const char *const *n = names; *n; n++) {
         enum cws_errcode c;
         ck_assert_msg(cws_errcode_from_name(*n, &c) == 0, "%s missing", *n);
@@ -65,7 +66,7 @@ START_TEST(retryable_codes)
     ck_assert(cws_errcode_retryable(CWS_E_RESOURCE_EXHAUSTED));
     ck_assert(!cws_errcode_retryable(CWS_E_NOT_FOUND));
     ck_assert(!cws_errcode_retryable(CWS_E_INVALID_ARGUMENT));
-    ck_assert(!cws_errcode_retryable((enum cws_errcode)-5));
+    ck_assert(!cws_errcode_retryable((enum cws_errcode) - 5));
 }
 END_TEST
 

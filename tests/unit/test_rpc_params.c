@@ -161,8 +161,7 @@ START_TEST(dotted_paths)
     ck_assert_int_eq(cws_rpc_param_strv(params, "config.image.x", &s, &n, &e),
                      -CWS_E_INVALID_ARGUMENT);
     ck_assert_str_eq(e.message, "config.image must be a map");
-    ck_assert_int_eq(cws_rpc_param_strv(params, "config.res", &s, &n, &e),
-                     -CWS_E_INVALID_ARGUMENT);
+    ck_assert_int_eq(cws_rpc_param_strv(params, "config.res", &s, &n, &e), -CWS_E_INVALID_ARGUMENT);
     ck_assert_str_eq(e.message, "config.res must be a string");
 }
 END_TEST
