@@ -466,7 +466,7 @@ int cws_rpc_decoder_next(struct cws_rpc_decoder *d, struct cws_rpc_msg **ret_msg
                          struct cws_error *err)
 {
     size_t len;
-    struct cws_rpc_msg *m;
+    struct cws_rpc_msg *m = NULL;
 
     if (d->broken)
         return broken_error(d, err);
