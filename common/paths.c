@@ -110,7 +110,7 @@ static int xdg_or_home_path(const char *xdg_var, const char *rest, const char *h
                             char **ret_path, struct cws_error *err)
 {
     const char *xdg = env_xdg_dir(xdg_var);
-    char *home;
+    char *home = NULL;
     int r;
 
     if (xdg)
@@ -303,7 +303,7 @@ static int ensure_dir(const char *dir, bool follow,
 {
     struct stat st;
     bool created;
-    int fd, r;
+    int fd = -1, r;
 
     r = make_dir(dir, &created, err);
     if (r < 0)
@@ -359,7 +359,7 @@ static int make_parents(const char *path, struct cws_error *err)
 
 int cws_state_dir_ensure(const char *dir, struct cws_error *err)
 {
-    char *trimmed;
+    char *trimmed = NULL;
     size_t len;
     int r;
 
