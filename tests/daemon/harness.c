@@ -1,0 +1,341 @@
+/* Test harness for cwsandboxd; see harness.h. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rpc_encode.h"
+
+extern char **environ;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fill a Unix socket address; false when the path does not fit. */
+static bool unix_address(struct sockaddr_un *sa, const char *path)
+{
+    size_t n = strlen(path);
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (n >= sizeof(sa->sun_path))
+        return false;
+    memcpy(sa->sun_path, path, n + 1);
+    return true;
+}
+
+static int notify_socket(const char *path)
+{
+    struct sockaddr_un sa;
+    if (!unix_address(&sa, path))
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Wait for a datagram holding READY=1. */
+static bool wait_ready(int fd, pid_t pid, int timeout_ms)
+{
+    int64_t until = now_ms() + timeout_ms;
+    char buf[4096];
+    while (now_ms() < until) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1) {
+            ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+            if (n > 0) {
+                buf[n] = '\0';
+                if (strstr(buf, "READY=1"))
+                    return true;
+            }
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return false; /* it died */
+    }
+    return false;
+}
+
+static void child_env(const struct th_daemon *d, const char *notify, const char *const *extra)
+{
+    char buf[512];
+    const char *dirs[][2] = {{"XDG_RUNTIME_DIR", "run"},
+                             {"XDG_STATE_HOME", "state"},
+                             {"XDG_CONFIG_HOME", "config"},
+                             {"HOME", "home"}};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s/%s", d->root, dirs[i][1]);
+        mkdir(buf, 0700);
+        setenv(dirs[i][0], buf, 1);
+    }
+    setenv("CWSANDBOX_SOCKET", d->socket, 1);
+    setenv("NOTIFY_SOCKET", notify, 1);
+    unsetenv("CWSANDBOX_API_KEY");
+    unsetenv("WANDB_API_KEY");
+    unsetenv("CWSANDBOX_BASE_URL");
+    if (getenv("CWSD_LOCAL_BIN"))
+        setenv("CWSANDBOX_LOCAL_PATH", getenv("CWSD_LOCAL_BIN"), 1);
+    for (const char *const *e = extra; e && *e; e++)
+        putenv((char *)*e);
+}
+
+int th_daemon_start(struct th_daemon *d, const char *const *extra_env, int timeout_ms)
+{
+    char notify[300];
+    memset(d, 0, sizeof(*d));
+    snprintf(d->root, sizeof(d->root), "/tmp/cwsd-test-XXXXXX");
+    if (!mkdtemp(d->root))
+        return -1;
+    snprintf(d->socket, sizeof(d->socket), "%s/run/cwsandbox/cwsandboxd.sock", d->root);
+    snprintf(notify, sizeof(notify), "%s/notify", d->root);
+    int nfd = notify_socket(notify);
+    if (nfd < 0)
+        return -1;
+    const char *bin = getenv("CWSD_BIN");
+    d->pid = fork();
+    if (d->pid == 0) {
+        child_env(d, notify, extra_env);
+        execl(bin, bin, "--log-level", "debug", (char *)NULL);
+        _exit(127);
+    }
+    bool ok = d->pid > 0 && wait_ready(nfd, d->pid, timeout_ms);
+    close(nfd);
+    return ok ? 0 : -1;
+}
+
+int th_daemon_stop(struct th_daemon *d, int timeout_ms)
+{
+    int status = -1;
+    if (d->pid > 0) {
+        kill(d->pid, SIGTERM);
+        int64_t until = now_ms() + timeout_ms;
+        int pfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        while (pfd >= 0 && now_ms() < until && poll(&p, 1, (int)(until - now_ms())) == 0)
+            ;
+        if (pfd >= 0)
+            close(pfd);
+        if (waitpid(d->pid, &status, WNOHANG) != d->pid) {
+            kill(d->pid, SIGKILL);
+            waitpid(d->pid, &status, 0);
+            status = -1;
+        }
+        d->pid = 0;
+    }
+    if (d->root[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->root);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: cannot remove %s\n", d->root);
+    }
+    return status;
+}
+
+int th_count_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(path);
+    int n = 0;
+    if (!dir)
+        return -1;
+    struct dirent *de;
+    while ((de = readdir(dir)))
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+long th_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+int th_connect(struct th_conn *c, const char *path)
+{
+    struct sockaddr_un sa;
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    if (!unix_address(&sa, path))
+        return -1;
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return -1;
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        cws_rpc_decoder_new(0, &c->dec) < 0) {
+        int e = errno;
+        close(c->fd);
+        c->fd = -1;
+        errno = e;
+        return -1;
+    }
+    c->next_id = 1;
+    return 0;
+}
+
+void th_close(struct th_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    cws_rpc_decoder_free(c->dec);
+    c->dec = NULL;
+}
+
+int th_send_raw(struct th_conn *c, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+uint32_t th_request(struct th_conn *c, const char *method, th_params_fn fn, void *ud)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint32_t id = c->next_id++;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint32(&pk, id);
+    cws_rpc_pack_cstr(&pk, method);
+    if (fn) {
+        msgpack_pack_array(&pk, 1);
+        fn(&pk, ud);
+    } else {
+        msgpack_pack_array(&pk, 0);
+    }
+    th_send_raw(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return id;
+}
+
+struct cws_rpc_msg *th_next(struct th_conn *c, int timeout_ms, bool *ret_eof)
+{
+    int64_t until = now_ms() + timeout_ms;
+    char buf[65536];
+    if (ret_eof)
+        *ret_eof = false;
+    for (;;) {
+        struct cws_rpc_msg *m = NULL;
+        int r = cws_rpc_decoder_next(c->dec, &m, NULL);
+        if (r == 1)
+            return m;
+        if (r < 0 && cws_rpc_decoder_broken(c->dec))
+            return NULL;
+        int left = (int)(until - now_ms());
+        if (left <= 0)
+            return NULL;
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        if (poll(&p, 1, left) != 1)
+            return NULL;
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            if (ret_eof)
+                *ret_eof = true;
+            return NULL;
+        }
+        cws_rpc_decoder_feed(c->dec, buf, (size_t)n, NULL);
+    }
+}
+
+struct cws_rpc_msg *th_call(struct th_conn *c, const char *method, th_params_fn fn, void *ud,
+                            int timeout_ms)
+{
+    uint32_t id = th_request(c, method, fn, ud);
+    int64_t until = now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(until - now_ms());
+        struct cws_rpc_msg *m = left > 0 ? th_next(c, left, NULL) : NULL;
+        if (!m || (m->type == CWS_RPC_RESPONSE && m->msgid == id))
+            return m;
+        cws_rpc_msg_free(m);
+    }
+}
+
+static void pack_hello(msgpack_packer *pk, void *ud)
+{
+    (void)ud;
+    msgpack_pack_map(pk, 2);
+    cws_rpc_pack_kv_int(pk, "protocol", 1);
+    cws_rpc_pack_kv_cstr(pk, "client", "cwsd-test/1");
+}
+
+bool th_hello(struct th_conn *c)
+{
+    struct cws_rpc_msg *m = th_call(c, "hello", pack_hello, NULL, 5000);
+    bool ok = m && !m->error;
+    cws_rpc_msg_free(m);
+    return ok;
+}
+
+static const msgpack_object *lookup(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+const char *th_str(const msgpack_object *map, const char *key, char *buf, size_t size)
+{
+    const msgpack_object *v = lookup(map, key);
+    buf[0] = '\0';
+    if (v && v->type == MSGPACK_OBJECT_STR)
+        snprintf(buf, size, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    return buf;
+}
+
+int64_t th_int(const msgpack_object *map, const char *key, int64_t def)
+{
+    const msgpack_object *v = lookup(map, key);
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (int64_t)v->via.u64;
+    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return v->via.i64;
+    return def;
+}
