@@ -21,6 +21,16 @@ void cwsd_client_packer(struct cwsd_client *c, msgpack_packer *pk)
     msgpack_packer_init(pk, bufferevent_get_output(c->bev), evbuffer_write_fn);
 }
 
+void cwsd_client_pause_reading(struct cwsd_client *c, bool paused)
+{
+    if (!c->bev || c->closing)
+        return;
+    if (paused)
+        bufferevent_disable(c->bev, EV_READ);
+    else
+        bufferevent_enable(c->bev, EV_READ);
+}
+
 size_t cwsd_client_pending(const struct cwsd_client *c)
 {
     return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;

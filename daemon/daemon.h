@@ -77,6 +77,9 @@ struct cwsd {
     uint64_t next_client_id;
     int64_t started_ms;
     uint64_t calls_in_flight;
+    struct cwsd_sandbox *sandboxes;
+    size_t n_sandboxes;
+    struct cws_gclient *gclient; /* the backend connection pool */
     /* backend */
     char *backend_url; /* "unix:/path" for the local child, else base_url */
     bool backend_local;
@@ -117,6 +120,8 @@ int cwsd_client_new(struct cwsd *d, int fd, pid_t pid, uid_t uid, struct cws_err
 void cwsd_client_close(struct cwsd_client *c, const char *why);
 /* A packer that queues what it packs towards the client. */
 void cwsd_client_packer(struct cwsd_client *c, msgpack_packer *pk);
+/* Stop (or resume) reading requests from a client: its uploads then wait in the socket. */
+void cwsd_client_pause_reading(struct cwsd_client *c, bool paused);
 /* Bytes queued towards the client and not yet written. */
 size_t cwsd_client_pending(const struct cwsd_client *c);
 
@@ -173,6 +178,17 @@ void cwsd_dispatch_notification(struct cwsd_client *c, const struct cws_rpc_msg 
 /* ---- methods ---- */
 void cwsd_method_hello(struct cwsd_call *call, const msgpack_object *params);
 void cwsd_method_daemon_status(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_create(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_get(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_list(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_wait(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_stop(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_delete(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_purge(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_exec(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_file_read(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_file_write(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_logs(struct cwsd_call *call, const msgpack_object *params);
 
 /* ---- local_backend.c ---- */
 

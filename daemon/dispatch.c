@@ -10,6 +10,19 @@
 static const struct cwsd_method methods[] = {
     {"hello", cwsd_method_hello},
     {"daemon.status", cwsd_method_daemon_status},
+#ifdef CWSD_HAVE_BACKEND
+    {"sandbox.create", cwsd_method_sandbox_create},
+    {"sandbox.get", cwsd_method_sandbox_get},
+    {"sandbox.list", cwsd_method_sandbox_list},
+    {"sandbox.wait", cwsd_method_sandbox_wait},
+    {"sandbox.stop", cwsd_method_sandbox_stop},
+    {"sandbox.delete", cwsd_method_sandbox_delete},
+    {"sandbox.purge", cwsd_method_sandbox_purge},
+    {"exec", cwsd_method_exec},
+    {"file.read", cwsd_method_file_read},
+    {"file.write", cwsd_method_file_write},
+    {"logs", cwsd_method_logs},
+#endif
 };
 
 static const struct cwsd_method *find_method(const char *name)

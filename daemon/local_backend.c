@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "grpc_client.h"
 #include "log.h"
 #include "paths.h"
 
@@ -136,6 +137,23 @@ static int start_local(struct cwsd *d, struct cws_error *err)
     return spawn_local(d, err);
 }
 
+/* The connection pool to the chosen backend; calls made before it answers wait for it. */
+static int make_client(struct cwsd *d, struct cws_error *err)
+{
+#ifndef CWSD_HAVE_BACKEND
+    (void)d;
+    (void)err;
+    return 0;
+#else
+    struct cws_gclient_config gc = {
+        .base = d->base,
+        .url = d->backend_url,
+        .user_agent = "cwsandboxd/" CWS_VERSION,
+    };
+    return cws_gclient_new(&gc, &d->gclient, err);
+#endif
+}
+
 int cwsd_backend_start(struct cwsd *d, struct cws_error *err)
 {
     bool remote = d->cfg.backend == CWSD_BACKEND_REMOTE ||
@@ -148,9 +166,10 @@ int cwsd_backend_start(struct cwsd *d, struct cws_error *err)
             return cws_error_set(err, CWS_E_NOMEM, NULL);
         cws_log(CWS_LOG_INFO, "backend: %s (auth: %s from %s)", d->backend_url, d->creds.strategy,
                 d->creds.source);
-        return 0;
+        return make_client(d, err);
     }
-    return start_local(d, err);
+    int r = start_local(d, err);
+    return r < 0 ? r : make_client(d, err);
 }
 
 /* Wait up to ms for a child to exit (a pidfd becomes readable then). */
@@ -170,6 +189,10 @@ static bool wait_exit(pid_t pid, int ms)
 
 void cwsd_backend_stop(struct cwsd *d)
 {
+#ifdef CWSD_HAVE_BACKEND
+    cws_gclient_free(d->gclient);
+#endif
+    d->gclient = NULL;
     if (d->local_restart_ev)
         event_free(d->local_restart_ev);
     if (d->local_sigchld_ev)

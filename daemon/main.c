@@ -11,6 +11,8 @@
 #include "daemon.h"
 #include "log.h"
 #include "paths.h"
+#include "sandbox_table.h"
+#include "watch.h"
 
 struct flags {
     const char *socket_path;
@@ -169,7 +171,13 @@ static void shutdown_daemon(struct cwsd *d)
             break;
     }
     cwsd_listen_close(d);
+#ifdef CWSD_HAVE_BACKEND
+    cwsd_watch_shutdown(d);
+#endif
     cwsd_backend_stop(d);
+#ifdef CWSD_HAVE_BACKEND
+    cwsd_sandbox_table_free(d);
+#endif
     cwsd_credentials_clear(&d->creds);
     cwsd_config_clear(&d->cfg);
 }

@@ -5,6 +5,8 @@
 #include "daemon.h"
 #include "rpc_encode.h"
 #include "rpc_params.h"
+#include "sandbox_table.h"
+#include "watch.h"
 
 #define PACK(expr)                                                                                 \
     do {                                                                                           \
@@ -77,13 +79,19 @@ void cwsd_method_hello(struct cwsd_call *call, const msgpack_object *params)
 static int pack_status(msgpack_packer *pk, void *ud)
 {
     const struct cwsd *d = ud;
-    PACK(msgpack_pack_map(pk, 9));
+    PACK(msgpack_pack_map(pk, 10));
     PACK(cws_rpc_pack_kv_cstr(pk, "daemon", "cwsandboxd/" CWS_VERSION));
     PACK(cws_rpc_pack_kv_int(pk, "pid", getpid()));
     PACK(cws_rpc_pack_kv_int(pk, "uptime_ms", cwsd_monotonic_ms() - d->started_ms));
     PACK(cws_rpc_pack_kv_uint(pk, "clients", d->n_clients));
     PACK(cws_rpc_pack_kv_uint(pk, "sessions", 0));
+#ifdef CWSD_HAVE_BACKEND
+    PACK(cws_rpc_pack_kv_uint(pk, "sandboxes", cwsd_sandbox_count(d)));
+    PACK(cws_rpc_pack_kv_uint(pk, "watched", cwsd_watch_count(d)));
+#else
     PACK(cws_rpc_pack_kv_uint(pk, "sandboxes", 0));
+    PACK(cws_rpc_pack_kv_uint(pk, "watched", 0));
+#endif
     PACK(cws_rpc_pack_kv_uint(pk, "calls_in_flight", d->calls_in_flight));
     PACK(cws_rpc_pack_cstr(pk, "backend"));
     PACK(pack_backend(pk, d));
