@@ -414,7 +414,7 @@ static int base64_unpadded(const uint8_t *data, size_t len, char **ret)
     return 0;
 }
 
-/* Number of key/value pairs, or -1 when a key has no value. */
+/* Number of pairs in a NULL-terminated "key, value, ..." list, or -1 when a key has no value. */
 static int64_t metadata_pairs(const char *const *kv)
 {
     int64_t n = 0;
@@ -469,19 +469,59 @@ static int pack_retry_info(int64_t delay_ms, Google__Protobuf__Any *any)
     return pack_message(&info.base, &any->value.data, &any->value.len);
 }
 
+static int pack_bad_request(const char *const *fd, size_t n_pairs, Google__Protobuf__Any *any)
+{
+    Google__Rpc__BadRequest req = GOOGLE__RPC__BAD_REQUEST__INIT;
+    Google__Rpc__BadRequest__FieldViolation *items, **ptrs;
+    int r = -CWS_E_NOMEM;
+
+    items = calloc(n_pairs, sizeof(*items));
+    ptrs = calloc(n_pairs, sizeof(*ptrs));
+    if (!items || !ptrs)
+        goto out;
+    for (size_t i = 0; i < n_pairs; i++) {
+        google__rpc__bad_request__field_violation__init(&items[i]);
+        items[i].field = (char *)fd[2 * i];
+        items[i].description = (char *)fd[2 * i + 1];
+        ptrs[i] = &items[i];
+    }
+    req.n_field_violations = n_pairs;
+    req.field_violations = ptrs;
+    any->type_url = CWS_GRPC_BAD_REQUEST_TYPE_URL;
+    r = pack_message(&req.base, &any->value.data, &any->value.len);
+out:
+    free(items);
+    free(ptrs);
+    return r;
+}
+
 int cws_grpc_status_details_encode(int code, const char *message, const char *reason,
                                    const char *domain, const char *const *metadata_kv,
                                    int64_t retry_delay_ms, char **ret_base64)
 {
+    return cws_grpc_status_details_encode_with_violations(
+        code, message, reason, domain, metadata_kv, retry_delay_ms, NULL, ret_base64);
+}
+
+int cws_grpc_status_details_encode_with_violations(int code, const char *message,
+                                                   const char *reason, const char *domain,
+                                                   const char *const *metadata_kv,
+                                                   int64_t retry_delay_ms,
+                                                   const char *const *violations_fd,
+                                                   char **ret_base64)
+{
     Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
-    Google__Protobuf__Any anys[2] = {GOOGLE__PROTOBUF__ANY__INIT, GOOGLE__PROTOBUF__ANY__INIT};
-    Google__Protobuf__Any *details[2];
+    Google__Protobuf__Any anys[3] = {GOOGLE__PROTOBUF__ANY__INIT, GOOGLE__PROTOBUF__ANY__INIT,
+                                     GOOGLE__PROTOBUF__ANY__INIT};
+    Google__Protobuf__Any *details[3];
     int64_t n_pairs = metadata_pairs(metadata_kv);
+    int64_t n_violations = metadata_pairs(violations_fd);
     uint8_t *buf = NULL;
     size_t len;
     int r = 0;
 
-    if (code < 0 || code > GRPC_CODE_MAX || n_pairs < 0 || retry_delay_ms < -1 || !ret_base64)
+    if (code < 0 || code > GRPC_CODE_MAX || n_pairs < 0 || n_violations < 0 ||
+        retry_delay_ms < -1 || !ret_base64)
         return -CWS_E_INVALID_ARGUMENT;
 
     if (reason && *reason) {
@@ -498,6 +538,13 @@ int cws_grpc_status_details_encode(int code, const char *message, const char *re
         details[status.n_details] = &anys[status.n_details];
         status.n_details++;
     }
+    if (n_violations > 0) {
+        r = pack_bad_request(violations_fd, (size_t)n_violations, &anys[status.n_details]);
+        if (r < 0)
+            goto out;
+        details[status.n_details] = &anys[status.n_details];
+        status.n_details++;
+    }
     status.code = code;
     status.message = (char *)(message ? message : "");
     status.details = details;
@@ -507,7 +554,7 @@ int cws_grpc_status_details_encode(int code, const char *message, const char *re
     r = base64_unpadded(buf, len, ret_base64);
 out:
     free(buf);
-    free(anys[0].value.data);
-    free(anys[1].value.data);
+    for (size_t i = 0; i < 3; i++)
+        free(anys[i].value.data);
     return r;
 }

@@ -19,8 +19,9 @@
 #define CWS_GRPC_ERROR_DOMAIN "cwsandbox.com"
 
 /* Type URLs of the details this module writes. */
-#define CWS_GRPC_ERROR_INFO_TYPE_URL "type.googleapis.com/google.rpc.ErrorInfo"
-#define CWS_GRPC_RETRY_INFO_TYPE_URL "type.googleapis.com/google.rpc.RetryInfo"
+#define CWS_GRPC_ERROR_INFO_TYPE_URL  "type.googleapis.com/google.rpc.ErrorInfo"
+#define CWS_GRPC_RETRY_INFO_TYPE_URL  "type.googleapis.com/google.rpc.RetryInfo"
+#define CWS_GRPC_BAD_REQUEST_TYPE_URL "type.googleapis.com/google.rpc.BadRequest"
 
 struct cws_grpc_metadata_entry {
     char *key;
@@ -95,5 +96,16 @@ int cws_grpc_message_encode(const char *msg, char **ret_encoded);
 int cws_grpc_status_details_encode(int code, const char *message, const char *reason,
                                    const char *domain, const char *const *metadata_kv,
                                    int64_t retry_delay_ms, char **ret_base64);
+
+/* As cws_grpc_status_details_encode(), plus a google.rpc.BadRequest (after the ErrorInfo and
+ * RetryInfo) with one FieldViolation{field, description} per pair of violations_fd: field,
+ * description, ..., NULL; NULL or an empty list adds none. A field without a description is
+ * -CWS_E_INVALID_ARGUMENT. The caller frees *ret_base64 with free(). */
+int cws_grpc_status_details_encode_with_violations(int code, const char *message,
+                                                   const char *reason, const char *domain,
+                                                   const char *const *metadata_kv,
+                                                   int64_t retry_delay_ms,
+                                                   const char *const *violations_fd,
+                                                   char **ret_base64);
 
 #endif

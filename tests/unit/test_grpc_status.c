@@ -832,6 +832,89 @@ START_TEST(test_details_encode_invalid)
 }
 END_TEST
 
+START_TEST(test_details_encode_violations_round_trip)
+{
+    static const char *const kv[] = {"filepath", "/tmp/x", NULL};
+    static const char *const fd[] = {"spec.image", "must be set", "spec.cpu", "too many: 99", NULL};
+    struct cws_grpc_status st = CWS_GRPC_STATUS_INIT;
+    char *bin = NULL;
+
+    ck_assert_int_eq(cws_grpc_status_details_encode_with_violations(
+                         3, "bad request", "CWSANDBOX_INVALID", NULL, kv, -1, fd, &bin),
+                     0);
+    parse_ok("3", NULL, bin, &st);
+    ck_assert_str_eq(st.message, "bad request");
+    ck_assert_str_eq(st.reason, "CWSANDBOX_INVALID");
+    ck_assert_str_eq(cws_grpc_status_metadata_get(&st, "filepath"), "/tmp/x");
+    ck_assert_int_eq(st.retry_delay_ms, -1);
+    ck_assert_uint_eq(st.n_violations, 2);
+    ck_assert_str_eq(st.violations[0].field, "spec.image");
+    ck_assert_str_eq(st.violations[0].description, "must be set");
+    ck_assert_str_eq(st.violations[1].field, "spec.cpu");
+    ck_assert_str_eq(st.violations[1].description, "too many: 99");
+    cws_grpc_status_clear(&st);
+    free(bin);
+}
+END_TEST
+
+START_TEST(test_details_encode_violations_wire_form)
+{
+    static const char *const fd[] = {"a", "b", NULL};
+    char *bin = NULL;
+    uint8_t buf[512];
+    size_t n;
+    Google__Rpc__Status *status;
+    Google__Rpc__BadRequest *req;
+
+    /* Violations alone, no reason: a Status with exactly one BadRequest, last after RetryInfo. */
+    ck_assert_int_eq(
+        cws_grpc_status_details_encode_with_violations(3, "m", NULL, NULL, NULL, 10, fd, &bin), 0);
+    ck_assert_int_eq(cws_base64_decode(bin, strlen(bin), buf, sizeof(buf), &n), 0);
+    status = google__rpc__status__unpack(NULL, n, buf);
+    ck_assert_ptr_nonnull(status);
+    ck_assert_uint_eq(status->n_details, 2);
+    ck_assert_str_eq(status->details[0]->type_url, RETRY_INFO_URL);
+    ck_assert_str_eq(status->details[1]->type_url, BAD_REQUEST_URL);
+    ck_assert_str_eq(CWS_GRPC_BAD_REQUEST_TYPE_URL, BAD_REQUEST_URL);
+    req = google__rpc__bad_request__unpack(NULL, status->details[1]->value.len,
+                                           status->details[1]->value.data);
+    ck_assert_ptr_nonnull(req);
+    ck_assert_uint_eq(req->n_field_violations, 1);
+    ck_assert_str_eq(req->field_violations[0]->field, "a");
+    ck_assert_str_eq(req->field_violations[0]->description, "b");
+    google__rpc__bad_request__free_unpacked(req, NULL);
+    google__rpc__status__free_unpacked(status, NULL);
+    free(bin);
+
+    /* An empty list adds no BadRequest. */
+    {
+        static const char *const none[] = {NULL};
+
+        ck_assert_int_eq(cws_grpc_status_details_encode_with_violations(3, "m", NULL, NULL, NULL,
+                                                                        -1, none, &bin),
+                         0);
+        ck_assert_int_eq(cws_base64_decode(bin, strlen(bin), buf, sizeof(buf), &n), 0);
+        status = google__rpc__status__unpack(NULL, n, buf);
+        ck_assert_ptr_nonnull(status);
+        ck_assert_uint_eq(status->n_details, 0);
+        google__rpc__status__free_unpacked(status, NULL);
+        free(bin);
+    }
+}
+END_TEST
+
+START_TEST(test_details_encode_violations_invalid)
+{
+    static const char *const odd_fd[] = {"field", NULL};
+    char *bin = (char *)"untouched";
+
+    ck_assert_int_eq(
+        cws_grpc_status_details_encode_with_violations(3, "m", "R", NULL, NULL, -1, odd_fd, &bin),
+        -CWS_E_INVALID_ARGUMENT);
+    ck_assert_str_eq(bin, "untouched");
+}
+END_TEST
+
 /* --- to_error --------------------------------------------------------------------------- */
 
 START_TEST(test_to_error_mapping)
@@ -935,6 +1018,9 @@ static Suite *grpc_status_suite(void)
     tcase_add_test(tc, test_details_encode_wire_form);
     tcase_add_test(tc, test_details_encode_minimal);
     tcase_add_test(tc, test_details_encode_invalid);
+    tcase_add_test(tc, test_details_encode_violations_round_trip);
+    tcase_add_test(tc, test_details_encode_violations_wire_form);
+    tcase_add_test(tc, test_details_encode_violations_invalid);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("to_error");
