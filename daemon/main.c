@@ -140,6 +140,30 @@ static void on_sighup(evutil_socket_t sig, short what, void *ud)
     cws_log(CWS_LOG_INFO, "SIGHUP: credentials reloaded (%s from %s)", c.strategy, c.source);
 }
 
+/* STATUS= for systemctl status, and WATCHDOG=1 when the service asks for a watchdog: the
+ * timer runs on the loop, so a stuck loop stops the pings and systemd restarts us. */
+static void on_heartbeat(evutil_socket_t fd, short what, void *ud)
+{
+    struct cwsd *d = ud;
+    (void)fd;
+    (void)what;
+    sd_notifyf(0, "WATCHDOG=1\nSTATUS=%zu clients, %zu sandboxes, %llu calls in flight",
+               d->n_clients, d->n_sandboxes, (unsigned long long)d->calls_in_flight);
+}
+
+static struct event *start_heartbeat(struct cwsd *d)
+{
+    uint64_t usec = 0;
+    int64_t ms = 10000;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec / 2000 < (uint64_t)ms)
+        ms = (int64_t)(usec / 2000);
+    struct event *ev = event_new(d->base, -1, EV_PERSIST, on_heartbeat, d);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (ev)
+        event_add(ev, &tv);
+    return ev;
+}
+
 static int serve(struct cwsd *d)
 {
     struct event *sig[3] = {
@@ -151,9 +175,12 @@ static int serve(struct cwsd *d)
     for (int i = 0; i < 3; i++)
         if (!sig[i] || evsignal_add(sig[i], NULL) < 0)
             goto out;
+    struct event *heartbeat = start_heartbeat(d);
     sd_notify(0, "READY=1\nSTATUS=serving");
     event_base_dispatch(d->base);
     sd_notify(0, "STOPPING=1");
+    if (heartbeat)
+        event_free(heartbeat);
     status = 0;
 out:
     for (int i = 0; i < 3; i++)
