@@ -141,15 +141,19 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-/* cwsandbox-init lives next to this binary (build tree and install both do that). */
+/* cwsandbox-init: next to this binary in the build tree, in libexec once installed. */
 static char *default_init_path(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
-        return NULL;
-    self[n] = '\0';
-    return join(dirname(self), "cwsandbox-init");
+    if (n > 0) {
+        self[n] = '\0';
+        char *p = join(dirname(self), "cwsandbox-init");
+        if (p && access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return strdup(CWS_LIBEXECDIR "/cwsandbox-init");
 }
 
 static int fill_defaults(struct main_args *a, struct cws_error *err)
