@@ -33,9 +33,30 @@ static struct lsb *file_target(struct svc *svc, struct cws_gcall *call, const ch
     return sb;
 }
 
-static void fail_file(struct cws_gcall *call, const struct cws_error *err, const char *path,
+/* The FILE_* reason for an error the runtime gave without one: the clients map file errors
+ * by reason. */
+static const char *file_reason(const struct cws_error *err)
+{
+    if (err->reason[0])
+        return err->reason;
+    switch (err->code) {
+    case CWS_E_NOT_FOUND:
+        return "CWSANDBOX_FILE_NOT_FOUND";
+    case CWS_E_PERMISSION_DENIED:
+        return "CWSANDBOX_FILE_PERMISSION_DENIED";
+    case CWS_E_RESOURCE_EXHAUSTED:
+        return "CWSANDBOX_FILE_TOO_LARGE";
+    default:
+        return "CWSANDBOX_FILE_IO_FAILED";
+    }
+}
+
+static void fail_file(struct cws_gcall *call, const struct cws_error *in, const char *path,
                       const char *operation, uint64_t size)
 {
+    struct cws_error copy = *in;
+    const struct cws_error *err = &copy;
+    cws_error_set_reason(&copy, file_reason(in));
     char size_text[32], max_text[32];
     snprintf(size_text, sizeof(size_text), "%" PRIu64, size);
     snprintf(max_text, sizeof(max_text), "%u", CWS_SVC_FILE_MAX);

@@ -99,7 +99,9 @@ static void pump(struct lg *g)
     struct send_state s = {g, 0};
     struct cws_error err;
     uint64_t next = g->next;
-    if (cws_rt_log_read(g->svc->rt, g->sb->id, g->next, send_entry, &s, &next, &err) < 0 &&
+    /* From 0: the runtime hands out whole entries that start at or after the offset, and
+     * g->next may fall inside one (tail_lines, resume); send_entry() skips what was sent. */
+    if (cws_rt_log_read(g->svc->rt, g->sb->id, 0, send_entry, &s, &next, &err) < 0 &&
         err.code != CWS_E_NOT_FOUND) {
         svc_fail_error(g->call, &err, NULL);
         lg_free(g);
