@@ -46,6 +46,7 @@ struct gc_transport {
     void *ud;
     bool reported;
     bool tls;
+    bool unix_socket;
     char *display;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -97,6 +98,24 @@ static void watch_free(struct sock_watch *w)
     free(w);
 }
 
+/* libcurl names a Unix socket connect "localhost port 80": the OS error says more. */
+static void transport_connect_error(struct gc_transport *t, CURLcode rc, struct cws_error *err)
+{
+    long os_errno = 0;
+
+    if (curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK)
+        os_errno = 0;
+    if (t->unix_socket && os_errno != 0)
+        cws_error_set(err, CWS_E_UNAVAILABLE, "cannot connect to %s: %s", t->display,
+                      strerror((int)os_errno));
+    else if (os_errno != 0)
+        cws_error_set(err, CWS_E_UNAVAILABLE, "cannot connect to %s: %s (%s)", t->display,
+                      t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc), strerror((int)os_errno));
+    else
+        cws_error_set(err, CWS_E_UNAVAILABLE, "cannot connect to %s: %s", t->display,
+                      t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+}
+
 static void transport_report(struct gc_transport *t, CURLcode rc)
 {
     struct sock_watch *w;
@@ -111,8 +130,7 @@ static void transport_report(struct gc_transport *t, CURLcode rc)
         t->cb(t, NULL, t->ud);
         return;
     }
-    cws_error_set(&err, CWS_E_UNAVAILABLE, "cannot connect to %s: %s", t->display,
-                  t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    transport_connect_error(t, rc, &err);
     t->cb(t, &err, t->ud); /* may free t */
 }
 
@@ -335,6 +353,7 @@ int gc_transport_connect(struct event_base *base, const struct gc_transport_opts
     t->cb = cb;
     t->ud = ud;
     t->tls = opts->endpoint->scheme == GC_SCHEME_HTTPS;
+    t->unix_socket = opts->endpoint->scheme == GC_SCHEME_UNIX;
     LIST_INIT(&t->watches);
     r = transport_setup(t, opts, err);
     if (r < 0) {

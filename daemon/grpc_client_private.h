@@ -180,6 +180,8 @@ struct gc_conn {
     uint8_t *in;        /* read buffer */
     uint8_t *out;       /* frames serialized by nghttp2, not yet written */
     size_t out_off, out_len, out_cap;
+    uint64_t serialized;   /* bytes nghttp2 has produced, ever */
+    uint64_t written;      /* bytes the socket accepted, ever */
     unsigned write_stalls; /* EV_WRITE wakeups that wrote nothing, in a row */
     int in_io;             /* > 0 while reading or writing: flushes wait for the end */
     bool alpn_checked;
@@ -205,7 +207,7 @@ int gc_conn_open(struct cws_gclient *client, struct gc_conn **ret, struct cws_er
 unsigned gc_conn_capacity(const struct gc_conn *conn);
 
 /* Whether the connection will be able to take calls soon without a new connection: it is
- * connecting or waiting for a PING answer. */
+ * connecting, waiting for the server's first SETTINGS or for a PING answer. */
 bool gc_conn_opening(const struct gc_conn *conn);
 
 /* Before giving new calls to a connection that has been silent for keepalive_time and
@@ -287,7 +289,8 @@ struct cws_gc_call {
     bool send_deferred;                    /* nghttp2 was told NGHTTP2_ERR_DEFERRED */
     bool send_ended;                       /* END_STREAM handed to nghttp2 */
     bool replayable;                       /* every byte handed is retained */
-    bool headers_sent;                     /* the request HEADERS left */
+    bool headers_sent;                     /* nghttp2 serialized the request HEADERS */
+    uint64_t sent_mark;                    /* conn->serialized once they were */
     bool wants_writable;
     bool writable_pending;
 
@@ -332,15 +335,13 @@ void gc_call_on_data(struct cws_gc_call *call, const uint8_t *data, size_t len);
 void gc_call_on_remote_end(struct cws_gc_call *call);
 void gc_call_on_stream_close(struct cws_gc_call *call, uint32_t error_code);
 
-/* The connection carrying the call is gone (err says why): retry when the server cannot
- * have processed the call, else end it UNAVAILABLE. */
-void gc_call_on_conn_lost(struct cws_gc_call *call, const struct cws_error *err);
+/* The connection carrying the call is gone (err says why; unprocessed when the server never
+ * spoke on it): retry when the server cannot have processed the call, else end it
+ * UNAVAILABLE. */
+void gc_call_on_conn_lost(struct cws_gc_call *call, const struct cws_error *err, bool unprocessed);
 
-/* End a call that has not reached a stream (waiting), with a local status. */
+/* End a waiting or active call now with a local status (its stream is reset). */
 void gc_call_fail(struct cws_gc_call *call, const struct cws_error *err);
-
-/* The call was placed on a connection / put back on the waiting list. */
-void gc_call_placed(struct cws_gc_call *call);
 
 /* ---- client (grpc_client.c) ------------------------------------------------------------- */
 
@@ -375,6 +376,7 @@ struct cws_gclient {
     struct event *backoff_ev;
     int64_t backoff_until_ms;
     int backoff_ms;
+    uint64_t rng; /* backoff jitter: seeded per client so daemons do not retry in step */
     struct cws_error last_connect_error;
     uint64_t next_call_id, next_conn_id;
     struct cws_gclient_stats stats;
@@ -383,6 +385,9 @@ struct cws_gclient {
 
 /* Place a call: on a connection with room now, else on the waiting list. */
 void gc_client_place(struct cws_gclient *client, struct cws_gc_call *call);
+
+/* Put a call the server did not process back at the head of the waiting list. */
+void gc_client_requeue(struct cws_gclient *client, struct cws_gc_call *call);
 
 /* Run the waiting list from the loop (coalesced). */
 void gc_client_schedule_dispatch(struct cws_gclient *client);
