@@ -28,17 +28,18 @@ struct cws_rt_log_watch;
 
 struct cws_rt_config {
     struct event_base *base;
-    const char *state_dir;              /* sandboxes live in <state_dir>/sandboxes/<id> */
-    const char *images_dir;             /* <images_dir>/<sanitised image name>/rootfs */
-    const char *init_path;              /* the cwsandbox-init binary */
-    const char *const *hidden_paths;    /* host paths never visible inside (NULL-terminated):
-                                           the server's state, runtime and config dirs */
+    const char *state_dir;           /* sandboxes live in <state_dir>/sandboxes/<id> */
+    const char *images_dir;          /* <images_dir>/<sanitised image name>/rootfs */
+    const char *init_path;           /* the cwsandbox-init binary */
+    const char *const *hidden_paths; /* host paths never visible inside (NULL-terminated):
+                                        the server's state, runtime and config dirs */
 };
 
 /* Create the runtime. The caller frees *ret with cws_rt_free(). */
 int cws_rt_new(const struct cws_rt_config *cfg, struct cws_rt **ret, struct cws_error *err);
 
-/* Free the runtime and every handle; sandboxes keep running. Accepts NULL. */
+/* Free the runtime and every handle; sandboxes keep running. Accepts NULL. Not from inside
+ * one of the runtime's callbacks. */
 void cws_rt_free(struct cws_rt *rt);
 
 /* ---- sandboxes ---- */
@@ -50,19 +51,19 @@ struct cws_rt_file {
 };
 
 struct cws_rt_spec {
-    const char *id;                /* [a-z0-9-]{1,63}; also the hostname */
-    const char *image;             /* looked up in images_dir; "" or missing: the host root */
-    const char *const *argv;       /* main command, NULL-terminated, at least one element */
-    const char *const *env;        /* "KEY=VALUE", NULL-terminated; may be NULL */
-    const char *cwd;               /* working directory inside, or NULL for "/" */
+    const char *id;          /* [a-z0-9-]{1,63}; also the hostname */
+    const char *image;       /* looked up in images_dir; "" or missing: the host root */
+    const char *const *argv; /* main command, NULL-terminated, at least one element */
+    const char *const *env;  /* "KEY=VALUE", NULL-terminated; may be NULL */
+    const char *cwd;         /* working directory inside, or NULL for "/" */
     const struct cws_rt_file *files;
     size_t n_files;
-    bool deny_egress;              /* loopback only */
-    const int *ports;              /* service ports to forward to the host's 127.0.0.1 */
+    bool deny_egress; /* loopback only */
+    const int *ports; /* service ports to forward to the host's 127.0.0.1 */
     size_t n_ports;
-    const char *cpu_limit;         /* Kubernetes quantities ("500m", "2"), or NULL */
-    const char *memory_limit;      /* ("512Mi", "1G"), or NULL */
-    int64_t max_lifetime_s;        /* 0: none; the sandbox is stopped when it passes */
+    const char *cpu_limit;    /* Kubernetes quantities ("500m", "2"), or NULL */
+    const char *memory_limit; /* ("512Mi", "1G"), or NULL */
+    int64_t max_lifetime_s;   /* 0: none; the sandbox is stopped when it passes */
 };
 
 struct cws_rt_sandbox_events {
@@ -87,9 +88,8 @@ int cws_rt_sandbox_start(struct cws_rt *rt, const struct cws_rt_spec *spec,
 /* Find a sandbox started by an earlier server process. If it is still running, on_running is
  * not repeated; if it has ended meanwhile, on_exit fires soon with what was recorded.
  * -CWS_E_NOT_FOUND when there is no such sandbox directory. */
-int cws_rt_sandbox_attach(struct cws_rt *rt, const char *id,
-                          const struct cws_rt_sandbox_events *ev, void *ud,
-                          struct cws_rt_sandbox **ret, struct cws_error *err);
+int cws_rt_sandbox_attach(struct cws_rt *rt, const char *id, const struct cws_rt_sandbox_events *ev,
+                          void *ud, struct cws_rt_sandbox **ret, struct cws_error *err);
 
 /* Ask the main command to stop (SIGTERM), and kill every process of the sandbox after
  * grace_ms (0: at once). on_exit follows. Repeating it may only shorten the grace. */
@@ -107,11 +107,11 @@ int cws_rt_sandbox_remove(struct cws_rt *rt, const char *id, struct cws_error *e
 /* ---- commands ---- */
 
 struct cws_rt_exec_spec {
-    const char *const *argv;  /* NULL-terminated, at least one element */
-    const char *const *env;   /* extra "KEY=VALUE", or NULL */
-    const char *cwd;          /* or NULL */
+    const char *const *argv; /* NULL-terminated, at least one element */
+    const char *const *env;  /* extra "KEY=VALUE", or NULL */
+    const char *cwd;         /* or NULL */
     bool tty;
-    unsigned cols, rows;      /* 0: default 80x24 */
+    unsigned cols, rows; /* 0: default 80x24 */
 };
 
 struct cws_rt_exec_events {
@@ -143,6 +143,9 @@ int cws_rt_exec_close_stdin(struct cws_rt_exec *ex);
 /* New terminal size (TTY execs). */
 int cws_rt_exec_resize(struct cws_rt_exec *ex, unsigned cols, unsigned rows);
 
+/* Send signal sig to the process group of the command. */
+int cws_rt_exec_signal(struct cws_rt_exec *ex, int sig);
+
 /* Stop delivering output while paused (the process then blocks on a full pipe). */
 void cws_rt_exec_pause_output(struct cws_rt_exec *ex, bool paused);
 
@@ -163,22 +166,23 @@ int cws_rt_file_read(struct cws_rt_sandbox *sb, const char *path, size_t max_len
                      struct cws_error *err);
 
 /* Create or replace a file (parent directories must exist: else CWSANDBOX_FILE_NOT_FOUND). */
-int cws_rt_file_write(struct cws_rt_sandbox *sb, const char *path, const uint8_t *data,
-                      size_t len, struct cws_error *err);
+int cws_rt_file_write(struct cws_rt_sandbox *sb, const char *path, const uint8_t *data, size_t len,
+                      struct cws_error *err);
 
 /* ---- logs: what the main command wrote ---- */
 
 struct cws_rt_log_entry {
-    int64_t time_ns;       /* CLOCK_REALTIME when the bytes were read */
-    int fd;                /* 1 or 2 */
+    int64_t time_ns; /* CLOCK_REALTIME when the bytes were read */
+    int fd;          /* 1 or 2 */
     const uint8_t *data;
     size_t len;
-    uint64_t offset;       /* cumulative bytes of log before this entry */
+    uint64_t offset; /* cumulative bytes of log before this entry */
 };
 
 /* Call cb for every entry whose data starts at or after offset `from`, in order, until the
- * end of what is recorded or cb returns non-zero. *ret_next: the offset after the last entry
- * delivered. Works for running and ended sandboxes (by id, no handle needed). */
+ * end of what is recorded or cb returns non-zero (that entry counts as delivered).
+ * *ret_next: the offset after the last entry delivered (`from` when none was). Works for
+ * running and ended sandboxes (by id, no handle needed). */
 int cws_rt_log_read(struct cws_rt *rt, const char *id, uint64_t from,
                     int (*cb)(const struct cws_rt_log_entry *e, void *ud), void *ud,
                     uint64_t *ret_next, struct cws_error *err);
