@@ -109,6 +109,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct cws_init_conn *c = arg;
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) || c->closed)
         return;
+    /* A write that fails (EPIPE) means init closed its side, usually right after sending the
+     * exit status: that message may still be unread, so keep reading to the end (libevent
+     * leaves reading enabled) and report the end from there. */
+    if ((what & BEV_EVENT_WRITING) && !(what & BEV_EVENT_EOF)) {
+        evbuffer_drain(bufferevent_get_output(c->bev),
+                       evbuffer_get_length(bufferevent_get_output(c->bev)));
+        return;
+    }
     c->eof = true;
     if (what & BEV_EVENT_ERROR)
         cws_error_set(&c->eof_why, CWS_E_UNAVAILABLE, "connection to cwsandbox-init: %s",
