@@ -229,7 +229,14 @@ START_TEST(thousand_connections_leak_nothing)
     settle(&held, 1);
     ck_assert_int_eq(th_count_fds(daemon_.pid), fds_before);
     long rss_after = th_rss_kib(daemon_.pid);
+#ifndef CWS_SANITIZE
     ck_assert_msg(rss_after - rss_before < 2048, "RSS grew by %ld KiB", rss_after - rss_before);
+#else
+    /* ASan keeps freed memory in its quarantine, so RSS says nothing here; LeakSanitizer
+     * checks instead, when the daemon exits in teardown (a leak fails its exit status). */
+    (void)rss_before;
+    (void)rss_after;
+#endif
     th_close(&held);
 }
 END_TEST
