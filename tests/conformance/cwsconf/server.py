@@ -49,7 +49,7 @@ class ServerError(AssertionError):
 
 class LocalServer:
     def __init__(self, binary=None, log_level=None, extra_args=()):
-        self.binary = binary or find_server_binary()
+        self.binary = os.path.abspath(binary) if binary else find_server_binary()
         if not self.binary or not os.access(self.binary, os.X_OK):
             raise ServerError("cwsandbox-local not found: set CWSANDBOX_LOCAL_BIN "
                               "(or build the cwsandbox-local target)")
