@@ -123,18 +123,32 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *ud)
     event_base_loopbreak(ud);
 }
 
-/* SIGHUP: read the credentials again (a new key takes effect for new calls). */
+/* SIGHUP: read the config file and the credentials again; a new key takes effect for the
+ * next call. Settings that shape the running daemon (socket, backend) need a restart. */
 static void on_sighup(evutil_socket_t sig, short what, void *ud)
 {
     struct cwsd *d = ud;
+    struct cwsd_config fresh;
     struct cwsd_credentials c;
     struct cws_error err;
     (void)sig;
     (void)what;
-    if (cwsd_credentials_resolve(&d->cfg, &c, &err) < 0) {
-        cws_log(CWS_LOG_WARN, "SIGHUP: credentials not reloaded: %s", err.message);
+    if (cwsd_config_load(d->cfg.config_path, &fresh, &err) < 0) {
+        cws_log(CWS_LOG_WARN, "SIGHUP: %s; credentials not reloaded", err.message);
+        cwsd_config_clear(&fresh);
         return;
     }
+    struct cwsd_config candidate = d->cfg;
+    candidate.api_key = fresh.api_key;
+    if (cwsd_credentials_resolve(&candidate, &c, &err) < 0) {
+        cws_log(CWS_LOG_WARN, "SIGHUP: credentials not reloaded: %s", err.message);
+        cwsd_config_clear(&fresh);
+        return;
+    }
+    free(d->cfg.api_key);
+    d->cfg.api_key = fresh.api_key;
+    fresh.api_key = NULL;
+    cwsd_config_clear(&fresh);
     cwsd_credentials_clear(&d->creds);
     d->creds = c;
     cws_log(CWS_LOG_INFO, "SIGHUP: credentials reloaded (%s from %s)", c.strategy, c.source);

@@ -94,6 +94,19 @@ static void check_container(const Coreweave__Sandbox__V1__Container *c, size_t i
                             struct svc_violations *out)
 {
     char field[96];
+    /* What the local backend cannot provide is refused, never silently dropped. */
+    if (c->n_secret_stores > 0) {
+        snprintf(field, sizeof(field), "sandbox.spec.containers[%zu].secret_stores", i);
+        violation(out, field, "secret stores are not available on cwsandbox-local");
+    }
+    if (c->n_volume_mounts > 0) {
+        snprintf(field, sizeof(field), "sandbox.spec.containers[%zu].volume_mounts", i);
+        violation(out, field, "volumes are not supported by cwsandbox-local yet");
+    }
+    if (c->image_pull_credentials) {
+        snprintf(field, sizeof(field), "sandbox.spec.containers[%zu].image_pull_credentials", i);
+        violation(out, field, "image pull credentials are not used by cwsandbox-local");
+    }
     if (c->working_dir[0] && c->working_dir[0] != '/') {
         snprintf(field, sizeof(field), "sandbox.spec.containers[%zu].working_dir", i);
         violation(out, field, "working_dir must be an absolute path");
@@ -150,6 +163,11 @@ void svc_validate_create(const Coreweave__Sandbox__V1__CreateSandboxRequest *req
     check_services(spec, out);
     if (spec->max_lifetime_seconds < 0)
         violation(out, "sandbox.spec.max_lifetime_seconds", "must not be negative");
+    if (spec->n_volumes > 0)
+        violation(out, "sandbox.spec.volumes", "volumes are not supported by cwsandbox-local yet");
+    if (spec->object_storage_access)
+        violation(out, "sandbox.spec.object_storage_access",
+                  "object storage access is not available on cwsandbox-local");
     if (spec->n_init_containers > 0)
         violation(out, "sandbox.spec.init_containers",
                   "init containers are not supported by cwsandbox-local");

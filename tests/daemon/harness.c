@@ -88,9 +88,13 @@ static void child_env(const struct th_daemon *d, const char *notify, const char 
     }
     setenv("CWSANDBOX_SOCKET", d->socket, 1);
     setenv("NOTIFY_SOCKET", notify, 1);
-    unsetenv("CWSANDBOX_API_KEY");
-    unsetenv("WANDB_API_KEY");
-    unsetenv("CWSANDBOX_BASE_URL");
+    /* The caller's own settings must not leak into the daemon under test. */
+    static const char *const clean[] = {
+        "CWSANDBOX_API_KEY",   "WANDB_API_KEY",      "WANDB_ENTITY_NAME",
+        "WANDB_PROJECT_NAME",  "CWSANDBOX_BASE_URL", "CWSANDBOX_BACKEND",
+        "CWSANDBOX_LOG_LEVEL", "CWSANDBOX_SESSION",  NULL};
+    for (const char *const *v = clean; *v; v++)
+        unsetenv(*v);
     if (getenv("CWSD_LOCAL_BIN"))
         setenv("CWSANDBOX_LOCAL_PATH", getenv("CWSD_LOCAL_BIN"), 1);
     for (const char *const *e = extra; e && *e; e++)
