@@ -9,6 +9,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "reaper.h"
 #include "rpc_encode.h"
 
 static int evbuffer_write_fn(void *data, const char *buf, size_t len)
@@ -173,6 +174,9 @@ void cwsd_client_close(struct cwsd_client *c, const char *why)
     cws_log(CWS_LOG_DEBUG, "client %llu (pid %d) closed: %s", (unsigned long long)c->id,
             (int)c->pid, why);
     cancel_calls(c);
+#ifdef CWSD_HAVE_BACKEND
+    cwsd_reaper_client_gone(c->d, c->id);
+#endif
     if (c->depth == 0)
         really_free(c);
 }

@@ -77,6 +77,7 @@ struct cwsd {
     uint64_t next_client_id;
     int64_t started_ms;
     uint64_t calls_in_flight;
+    bool stopping; /* shutting down: the reaper has stopped what it had to */
     struct cwsd_sandbox *sandboxes;
     size_t n_sandboxes;
     struct cws_gclient *gclient; /* the backend connection pool */

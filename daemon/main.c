@@ -11,8 +11,12 @@
 #include "daemon.h"
 #include "log.h"
 #include "paths.h"
+#include "reaper.h"
 #include "sandbox_table.h"
 #include "watch.h"
+
+/* Stopping sandboxes at logout must end well inside the unit's TimeoutStopSec (60 s). */
+#define CLEANUP_DEADLINE_MS 30000
 
 struct flags {
     const char *socket_path;
@@ -193,6 +197,9 @@ static int serve(struct cwsd *d)
     sd_notify(0, "READY=1\nSTATUS=serving");
     event_base_dispatch(d->base);
     sd_notify(0, "STOPPING=1");
+#ifdef CWSD_HAVE_BACKEND
+    cwsd_reaper_stop_all(d, CLEANUP_DEADLINE_MS);
+#endif
     if (heartbeat)
         event_free(heartbeat);
     status = 0;

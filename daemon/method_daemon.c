@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "rpc_encode.h"
 #include "rpc_params.h"
+#include "reaper.h"
 #include "sandbox_table.h"
 #include "watch.h"
 
@@ -79,7 +80,7 @@ void cwsd_method_hello(struct cwsd_call *call, const msgpack_object *params)
 static int pack_status(msgpack_packer *pk, void *ud)
 {
     const struct cwsd *d = ud;
-    PACK(msgpack_pack_map(pk, 10));
+    PACK(msgpack_pack_map(pk, 12));
     PACK(cws_rpc_pack_kv_cstr(pk, "daemon", "cwsandboxd/" CWS_VERSION));
     PACK(cws_rpc_pack_kv_int(pk, "pid", getpid()));
     PACK(cws_rpc_pack_kv_int(pk, "uptime_ms", cwsd_monotonic_ms() - d->started_ms));
@@ -88,7 +89,13 @@ static int pack_status(msgpack_packer *pk, void *ud)
 #ifdef CWSD_HAVE_BACKEND
     PACK(cws_rpc_pack_kv_uint(pk, "sandboxes", cwsd_sandbox_count(d)));
     PACK(cws_rpc_pack_kv_uint(pk, "watched", cwsd_watch_count(d)));
+    PACK(cws_rpc_pack_kv_uint(pk, "orphans_pending", cwsd_reaper_pending()));
+    PACK(cws_rpc_pack_cstr(pk, "orphans"));
+    PACK(cwsd_reaper_pack_report(pk));
 #else
+    PACK(cws_rpc_pack_kv_uint(pk, "orphans_pending", 0));
+    PACK(cws_rpc_pack_cstr(pk, "orphans"));
+    PACK(msgpack_pack_array(pk, 0));
     PACK(cws_rpc_pack_kv_uint(pk, "sandboxes", 0));
     PACK(cws_rpc_pack_kv_uint(pk, "watched", 0));
 #endif

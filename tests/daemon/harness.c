@@ -101,15 +101,12 @@ static void child_env(const struct th_daemon *d, const char *notify, const char 
         putenv((char *)*e);
 }
 
-int th_daemon_start(struct th_daemon *d, const char *const *extra_env, int timeout_ms)
+/* Start the daemon in d->root (made already) and wait for READY=1. */
+static int launch(struct th_daemon *d, const char *const *extra_env, int timeout_ms)
 {
     char notify[300];
-    memset(d, 0, sizeof(*d));
-    snprintf(d->root, sizeof(d->root), "/tmp/cwsd-test-XXXXXX");
-    if (!mkdtemp(d->root))
-        return -1;
-    snprintf(d->socket, sizeof(d->socket), "%s/run/cwsandbox/cwsandboxd.sock", d->root);
     snprintf(notify, sizeof(notify), "%s/notify", d->root);
+    unlink(notify);
     int nfd = notify_socket(notify);
     if (nfd < 0)
         return -1;
@@ -125,11 +122,28 @@ int th_daemon_start(struct th_daemon *d, const char *const *extra_env, int timeo
     return ok ? 0 : -1;
 }
 
-int th_daemon_stop(struct th_daemon *d, int timeout_ms)
+int th_daemon_start(struct th_daemon *d, const char *const *extra_env, int timeout_ms)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->root, sizeof(d->root), "/tmp/cwsd-test-XXXXXX");
+    if (!mkdtemp(d->root))
+        return -1;
+    snprintf(d->socket, sizeof(d->socket), "%s/run/cwsandbox/cwsandboxd.sock", d->root);
+    return launch(d, extra_env, timeout_ms);
+}
+
+int th_daemon_restart(struct th_daemon *d, const char *const *extra_env, int timeout_ms)
+{
+    if (th_daemon_signal_wait(d, SIGTERM, timeout_ms) != 0)
+        return -1;
+    return launch(d, extra_env, timeout_ms);
+}
+
+int th_daemon_signal_wait(struct th_daemon *d, int sig, int timeout_ms)
 {
     int status = -1;
     if (d->pid > 0) {
-        kill(d->pid, SIGTERM);
+        kill(d->pid, sig);
         int64_t until = now_ms() + timeout_ms;
         int pfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
         struct pollfd p = {.fd = pfd, .events = POLLIN};
@@ -144,6 +158,12 @@ int th_daemon_stop(struct th_daemon *d, int timeout_ms)
         }
         d->pid = 0;
     }
+    return status;
+}
+
+int th_daemon_stop(struct th_daemon *d, int timeout_ms)
+{
+    int status = th_daemon_signal_wait(d, SIGTERM, timeout_ms);
     if (d->root[0]) {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->root);

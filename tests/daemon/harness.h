@@ -25,6 +25,13 @@ int th_daemon_start(struct th_daemon *d, const char *const *extra_env, int timeo
  * the temporary tree. */
 int th_daemon_stop(struct th_daemon *d, int timeout_ms);
 
+/* Send sig and wait at most timeout_ms for the daemon to exit (then SIGKILL); the exit
+ * status, or -1. The temporary tree stays. */
+int th_daemon_signal_wait(struct th_daemon *d, int sig, int timeout_ms);
+
+/* SIGTERM the daemon and start it again on the same tree (same state, same socket). */
+int th_daemon_restart(struct th_daemon *d, const char *const *extra_env, int timeout_ms);
+
 /* Count the open file descriptors of a process (/proc/PID/fd). */
 int th_count_fds(pid_t pid);
 /* Resident set size of a process in KiB (/proc/PID/status VmRSS). */

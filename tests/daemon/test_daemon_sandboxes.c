@@ -84,13 +84,16 @@ static void expect_ok(const struct cws_rpc_msg *m, const char *what)
 struct create_args {
     const char *command; /* run with /bin/sh -c; NULL for the keep-alive default */
     const char *tag;
+    const char *owner; /* NULL: the default */
 };
 
 static void pack_create(msgpack_packer *pk, void *ud)
 {
     struct create_args *a = ud;
-    msgpack_pack_map(pk, 2);
+    msgpack_pack_map(pk, 2 + (a->owner != NULL));
     cws_rpc_pack_kv_cstr(pk, "wait", "running");
+    if (a->owner)
+        cws_rpc_pack_kv_cstr(pk, "owner", a->owner);
     cws_rpc_pack_cstr(pk, "config");
     msgpack_pack_map(pk, 1 + (a->command != NULL) * 2);
     cws_rpc_pack_cstr(pk, "tags");
@@ -105,9 +108,18 @@ static void pack_create(msgpack_packer *pk, void *ud)
     }
 }
 
+static void create_on(struct th_conn *c, const char *owner, char *id, size_t size)
+{
+    struct create_args a = {NULL, "cwsd-test", owner};
+    struct cws_rpc_msg *m = th_call(c, "sandbox.create", pack_create, &a, CALL_MS);
+    expect_ok(m, "sandbox.create");
+    th_str(m->result, "id", id, size);
+    cws_rpc_msg_free(m);
+}
+
 static void create_sandbox(const char *command, char *id, size_t size)
 {
-    struct create_args a = {command, "cwsd-test"};
+    struct create_args a = {command, "cwsd-test", NULL};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.create", pack_create, &a, CALL_MS);
     char state[32];
     expect_ok(m, "sandbox.create");
@@ -412,6 +424,91 @@ START_TEST(backend_killed_is_restarted)
 }
 END_TEST
 
+static void pack_get_fresh(msgpack_packer *pk, void *ud)
+{
+    msgpack_pack_map(pk, 2);
+    cws_rpc_pack_kv_cstr(pk, "id", ud);
+    cws_rpc_pack_kv_bool(pk, "fresh", true);
+}
+
+/* The backend's own view of a sandbox's state. */
+static const char *backend_state(struct th_conn *c, const char *id, char *buf, size_t size)
+{
+    struct cws_rpc_msg *m = th_call(c, "sandbox.get", pack_get_fresh, (void *)id, CALL_MS);
+    expect_ok(m, "sandbox.get fresh");
+    th_str(m->result, "state", buf, size);
+    cws_rpc_msg_free(m);
+    return buf;
+}
+
+struct wait_args {
+    const char *id;
+    double timeout_s;
+};
+
+static void pack_wait_terminal(msgpack_packer *pk, void *ud)
+{
+    struct wait_args *a = ud;
+    msgpack_pack_map(pk, 3);
+    cws_rpc_pack_kv_cstr(pk, "id", a->id);
+    cws_rpc_pack_kv_cstr(pk, "until", "terminal");
+    cws_rpc_pack_cstr(pk, "timeout_s");
+    msgpack_pack_double(pk, a->timeout_s);
+}
+
+static bool report_names(const msgpack_object *status, const char *id)
+{
+    const msgpack_object *list = field(status, "orphans");
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        char other[64];
+        if (strcmp(th_str(&list->via.array.ptr[i], "id", other, sizeof(other)), id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A client that goes away leaves orphans: stopped within orphan_grace_s (5 s) + 2 s, as the
+ * backend sees it; a detached sandbox of the same client keeps running. */
+START_TEST(orphans_are_stopped_detached_survive)
+{
+    struct th_conn other;
+    char orphan[64], kept[64], state[32];
+    ck_assert_int_eq(th_connect(&other, daemon_.socket), 0);
+    ck_assert(th_hello(&other));
+    create_on(&other, NULL, orphan, sizeof(orphan));
+    create_on(&other, "detached", kept, sizeof(kept));
+    th_close(&other); /* what a SIGKILLed process looks like to the daemon */
+    struct wait_args w = {orphan, 7.0};
+    struct cws_rpc_msg *m = th_call(&conn, "sandbox.wait", pack_wait_terminal, &w, CALL_MS);
+    expect_ok(m, "the orphan reaching a terminal state within 7 s");
+    cws_rpc_msg_free(m);
+    ck_assert_str_eq(backend_state(&conn, kept, state, sizeof(state)), "running");
+    m = th_call(&conn, "daemon.status", NULL, NULL, CALL_MS);
+    expect_ok(m, "daemon.status");
+    ck_assert_msg(report_names(m->result, orphan), "daemon.status does not report the orphan");
+    ck_assert_msg(!report_names(m->result, kept), "the detached sandbox was reported reaped");
+    cws_rpc_msg_free(m);
+}
+END_TEST
+
+/* SIGTERM (logout): client sandboxes are stopped before the daemon exits 0; detached ones are
+ * left running. The restarted daemon asks the backend, which outlived neither. */
+START_TEST(sigterm_stops_client_sandboxes_keeps_detached)
+{
+    char mine[64], kept[64], state[32];
+    create_on(&conn, NULL, mine, sizeof(mine));
+    create_on(&conn, "detached", kept, sizeof(kept));
+    th_close(&conn);
+    ck_assert_int_eq(th_daemon_restart(&daemon_, NULL, 40000), 0);
+    ck_assert_int_eq(th_connect(&conn, daemon_.socket), 0);
+    ck_assert(th_hello(&conn));
+    backend_state(&conn, mine, state, sizeof(state));
+    ck_assert_msg(strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0,
+                  "the client's sandbox is %s after SIGTERM", state);
+    ck_assert_str_eq(backend_state(&conn, kept, state, sizeof(state)), "running");
+}
+END_TEST
+
 static Suite *sandboxes_suite(void)
 {
     Suite *s = suite_create("daemon_sandboxes");
@@ -426,6 +523,8 @@ static Suite *sandboxes_suite(void)
     tcase_add_test(tc, file_errors_keep_backend_reason);
     tcase_add_test(tc, logs_of_the_main_command);
     tcase_add_test(tc, backend_killed_is_restarted);
+    tcase_add_test(tc, orphans_are_stopped_detached_survive);
+    tcase_add_test(tc, sigterm_stops_client_sandboxes_keeps_detached);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,22 @@
+/* Orphan cleanup and the logout cleanup; see reaper.c. */
+#ifndef CWSD_REAPER_H
+#define CWSD_REAPER_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cwsd;
+
+/* A client went away: its `client` sandboxes are stopped after orphan_grace_s unless they are
+ * adopted (or their owner changes) meanwhile. */
+void cwsd_reaper_client_gone(struct cwsd *d, uint64_t client_id);
+/* Sandboxes waiting for their grace to pass. */
+size_t cwsd_reaper_pending(void);
+/* The last stops made by the reaper: [{id, reaped_ms, why}]. */
+int cwsd_reaper_pack_report(msgpack_packer *pk);
+/* Stop every `client` and `session` sandbox in parallel, running the loop until all are
+ * answered or deadline_ms passed. `detached` sandboxes keep running. */
+void cwsd_reaper_stop_all(struct cwsd *d, int64_t deadline_ms);
+
+#endif
