@@ -40,10 +40,7 @@ static void exec_call_free(struct exec_call *x)
         x->sb->busy--;
     if (x->req)
         coreweave__sandbox__v1__exec_request__free_unpacked(x->req, NULL);
-    if (x->env)
-        for (char **e = x->env; *e; e++)
-            free(*e);
-    free(x->env);
+    svc_env_vector_free(x->env);
     free(x->out[0].data);
     free(x->out[1].data);
     free(x);
@@ -103,20 +100,6 @@ static const struct cws_rt_exec_events exec_events = {
     .on_error = on_error,
 };
 
-static int build_env(struct exec_call *x)
-{
-    x->env = calloc(x->req->n_env + 1, sizeof(*x->env));
-    if (!x->env)
-        return -CWS_E_NOMEM;
-    for (size_t i = 0; i < x->req->n_env; i++) {
-        if (asprintf(&x->env[i], "%s=%s", x->req->env[i]->key, x->req->env[i]->value) < 0) {
-            x->env[i] = NULL;
-            return -CWS_E_NOMEM;
-        }
-    }
-    return 0;
-}
-
 static void start_command(struct lsb *sb, const struct cws_error *not_running, void *ud)
 {
     struct exec_call *x = ud;
@@ -130,7 +113,7 @@ static void start_command(struct lsb *sb, const struct cws_error *not_running, v
     /* The command vector of the request ends with a NULL already (protobuf-c's repeated
      * strings do not), so build one. */
     const char **argv = calloc(x->req->n_command + 1, sizeof(*argv));
-    if (!argv || build_env(x) < 0) {
+    if (!argv || svc_env_vector((void *const *)x->req->env, x->req->n_env, &x->env) < 0) {
         free(argv);
         svc_fail(x->call, GRPC_INTERNAL, NULL, NULL, "out of memory");
         exec_call_free(x);

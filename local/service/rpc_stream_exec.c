@@ -43,10 +43,7 @@ static void sx_free(struct sx *x)
         x->sb->busy--;
     if (x->init_req)
         coreweave__sandbox__v1__exec_stream_request__free_unpacked(x->init_req, NULL);
-    if (x->env)
-        for (char **e = x->env; *e; e++)
-            free(*e);
-    free(x->env);
+    svc_env_vector_free(x->env);
     free(x);
 }
 
@@ -160,20 +157,6 @@ static const struct cws_rt_exec_events exec_events = {
 
 /* ---- starting ---- */
 
-static int build_env(struct sx *x, const ExecStreamInit *init)
-{
-    x->env = calloc(init->n_env + 1, sizeof(*x->env));
-    if (!x->env)
-        return -CWS_E_NOMEM;
-    for (size_t i = 0; i < init->n_env; i++) {
-        if (asprintf(&x->env[i], "%s=%s", init->env[i]->key, init->env[i]->value) < 0) {
-            x->env[i] = NULL;
-            return -CWS_E_NOMEM;
-        }
-    }
-    return 0;
-}
-
 static void start_process(struct lsb *sb, const struct cws_error *not_running, void *ud)
 {
     struct sx *x = ud;
@@ -186,7 +169,7 @@ static void start_process(struct lsb *sb, const struct cws_error *not_running, v
         return;
     }
     const char **argv = calloc(init->n_command + 1, sizeof(*argv));
-    if (!argv || build_env(x, init) < 0) {
+    if (!argv || svc_env_vector((void *const *)init->env, init->n_env, &x->env) < 0) {
         free(argv);
         svc_fail(x->call, GRPC_INTERNAL, NULL, NULL, "out of memory");
         sx_free(x);

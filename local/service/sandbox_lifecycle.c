@@ -227,10 +227,7 @@ struct rt_spec_storage {
 
 static void rt_spec_clear(struct rt_spec_storage *s)
 {
-    if (s->env)
-        for (char **e = s->env; *e; e++)
-            free(*e);
-    free(s->env);
+    svc_env_vector_free(s->env);
     free(s->argv);
     free(s->files);
     free(s->ports);
@@ -257,19 +254,11 @@ static int build_argv(const Coreweave__Sandbox__V1__Container *c, struct rt_spec
 
 static int build_env(const Coreweave__Sandbox__V1__Container *c, struct rt_spec_storage *s)
 {
-    s->env = calloc(c->n_environment_variables + 1, sizeof(*s->env));
-    if (!s->env)
-        return -CWS_E_NOMEM;
-    for (size_t i = 0; i < c->n_environment_variables; i++) {
-        const Coreweave__Sandbox__V1__Container__EnvironmentVariablesEntry *e =
-            c->environment_variables[i];
-        if (asprintf(&s->env[i], "%s=%s", e->key, e->value) < 0) {
-            s->env[i] = NULL;
-            return -CWS_E_NOMEM;
-        }
-    }
-    s->spec.env = (const char *const *)s->env;
-    return 0;
+    int r = svc_env_vector((void *const *)c->environment_variables, c->n_environment_variables,
+                           &s->env);
+    if (r == 0)
+        s->spec.env = (const char *const *)s->env;
+    return r;
 }
 
 static int build_files_and_ports(const SandboxSpec *spec,

@@ -186,6 +186,13 @@ typedef void (*svc_unary_fn)(struct svc *svc, struct cws_gcall *call, const Prot
 int svc_start_unary(struct cws_gcall *call, struct svc *svc, const ProtobufCMessageDescriptor *desc,
                     svc_unary_fn fn, struct cws_gcall_handlers *ret_handlers, void **ret_call_ud);
 
+/* ---- env_vector.c ---- */
+/* "KEY=VALUE" strings, NULL-terminated, from n protobuf map entries of strings (the env maps
+ * of Container, ExecRequest, ExecStreamInit). The caller frees *ret with
+ * svc_env_vector_free(). */
+int svc_env_vector(void *const *entries, size_t n, char ***ret);
+void svc_env_vector_free(char **v);
+
 /* Time helpers */
 int64_t svc_now_ns(void);
 int64_t svc_monotonic_ms(void);
