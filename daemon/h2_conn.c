@@ -558,9 +558,20 @@ static void conn_on_goaway(struct gc_conn *conn, const nghttp2_goaway *g)
     }
 }
 
-static struct cws_gc_call *stream_call(nghttp2_session *session, int32_t stream_id)
+/* The call on a stream, found in the connection's list rather than through nghttp2's stream
+ * user data: a call cancelled before its HEADERS left sits in nghttp2's outbound queue with
+ * the pointer it was submitted with, which outlives the call. Detached calls are not in the
+ * list, so nothing reaches freed memory. */
+static struct cws_gc_call *stream_call(void *ud, int32_t stream_id)
 {
-    return nghttp2_session_get_stream_user_data(session, stream_id);
+    struct gc_conn *conn = ud;
+    struct cws_gc_call *call;
+    if (!conn || stream_id <= 0)
+        return NULL;
+    TAILQ_FOREACH(call, &conn->calls, link)
+    if (call->stream_id == stream_id)
+        return call;
+    return NULL;
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
@@ -574,12 +585,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             conn_on_settings(conn);
         break;
     case NGHTTP2_HEADERS:
-        call = stream_call(session, frame->hd.stream_id);
+        call = stream_call(ud, frame->hd.stream_id);
         if (call)
             gc_call_on_headers_end(call, frame);
         break;
     case NGHTTP2_DATA:
-        call = stream_call(session, frame->hd.stream_id);
+        call = stream_call(ud, frame->hd.stream_id);
         if (call && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             gc_call_on_remote_end(call);
         break;
@@ -604,7 +615,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
-    call = stream_call(session, frame->hd.stream_id);
+    call = stream_call(ud, frame->hd.stream_id);
     if (!call)
         return 0;
     return gc_call_on_header(call, frame, name, name_len, value, value_len);
@@ -613,7 +624,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                          const uint8_t *data, size_t len, void *ud)
 {
-    struct cws_gc_call *call = stream_call(session, stream_id);
+    struct cws_gc_call *call = stream_call(ud, stream_id);
 
     /* Connection-level credit goes back at once; the stream's waits for the call. */
     nghttp2_session_consume_connection(session, len);
@@ -629,7 +640,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
                            void *ud)
 {
     struct gc_conn *conn = ud;
-    struct cws_gc_call *call = stream_call(session, stream_id);
+    struct cws_gc_call *call = stream_call(ud, stream_id);
 
     if (conn->n_streams > 0)
         conn->n_streams--;
@@ -645,15 +656,18 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    call = stream_call(session, frame->hd.stream_id);
-    if (call) {
-        /* nghttp2_session_mem_send() reports the frame just before handing us its bytes: the
-         * frame ends this far into the stream, which tells later whether it reached the
-         * socket. */
-        call->headers_sent = true;
-        call->sent_mark =
-            ((struct gc_conn *)ud)->serialized + H2_FRAME_HEADER_SIZE + frame->hd.length;
+    call = stream_call(ud, frame->hd.stream_id);
+    if (!call) {
+        /* Cancelled while its HEADERS waited in the queue: the stream opens now, so reset it
+         * now, or the server would run the request for nobody. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_CANCEL);
+        return 0;
     }
+    /* nghttp2_session_mem_send() reports the frame just before handing us its bytes: the
+     * frame ends this far into the stream, which tells later whether it reached the
+     * socket. */
+    call->headers_sent = true;
+    call->sent_mark = ((struct gc_conn *)ud)->serialized + H2_FRAME_HEADER_SIZE + frame->hd.length;
     return 0;
 }
 
@@ -673,7 +687,7 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
                             size_t length, uint32_t *data_flags, nghttp2_data_source *source,
                             void *ud)
 {
-    struct cws_gc_call *call = stream_call(session, stream_id);
+    struct cws_gc_call *call = stream_call(ud, stream_id);
 
     if (!call) {
         /* Detached (the call has its status): end our side with an empty DATA frame. */
