@@ -263,12 +263,21 @@ static int read_reports(int fd, int64_t deadline, pid_t *ret_pid, int *ret_errno
     }
 }
 
+/* The previous daemon's log becomes <log>.1: when it died, what it said is still there. */
+static void keep_previous_log(const char *log_path)
+{
+    char old[PATH_MAX];
+    if (snprintf(old, sizeof(old), "%s.1", log_path) < (int)sizeof(old))
+        rename(log_path, old);
+}
+
 static int spawn_daemon(const char *binary, const char *socket_path, const char *log_path,
                         int64_t deadline, pid_t *ret_pid, struct cws_error *err)
 {
     char *argv[] = {(char *)binary, (char *)"--socket", (char *)socket_path, NULL};
     char **envp = daemon_environment();
     int pipefd[2] = {-1, -1};
+    keep_previous_log(log_path);
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
     int r = 0;
