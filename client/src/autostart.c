@@ -165,14 +165,39 @@ static char *find_on_path(const char *name)
     return found;
 }
 
-/* The daemon binary: the option, else $CWSANDBOXD, else the install prefix's, else PATH. */
+/* cwsandboxd beside the running program: a build tree (build/bin) and a bin directory hold
+ * the CLI and the daemon together. NULL when there is none. */
+static char *daemon_beside_program(void)
+{
+    char self[PATH_MAX], *p = NULL;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    if (asprintf(&p, "%s/cwsandboxd", self) < 0)
+        return NULL;
+    if (access(p, X_OK) == 0)
+        return p;
+    free(p);
+    return NULL;
+}
+
+/* The daemon binary: the option, else $CWSANDBOXD, else beside the program, else the install
+ * prefix's, else PATH. */
 static char *daemon_binary(const char *configured)
 {
     const char *env = getenv("CWSANDBOXD");
+    char *beside;
     if (configured && *configured)
         return find_on_path(configured);
     if (env && *env)
         return find_on_path(env);
+    if ((beside = daemon_beside_program()))
+        return beside;
     if (access(CWS_DAEMON_DEFAULT_PATH, X_OK) == 0)
         return strdup(CWS_DAEMON_DEFAULT_PATH);
     return find_on_path("cwsandboxd");

@@ -6,7 +6,8 @@
  * cwsandboxd itself, race-free: a lock file next to the socket serialises the processes that
  * connect at the same moment, each retries the connect once it holds the lock, and only the
  * first one starts a daemon (as tmux does). The daemon binary is $CWSANDBOXD, else cwsandboxd
- * in the bin directory of the library's install prefix, else cwsandboxd on PATH. A daemon
+ * beside the running program, else in the bin directory of the library's install prefix, else
+ * cwsandboxd on PATH. A daemon
  * that this library started and that speaks an older protocol is restarted.
  *
  * Every connection begins with the `hello` handshake; cws_client_daemon() gives its answer.
@@ -44,8 +45,8 @@ struct cws_client_options {
     /* The session this client works in: sandboxes it creates join it unless told otherwise.
      * NULL: $CWSANDBOX_SESSION, else none. */
     const char *session;
-    /* The daemon binary to start. NULL: $CWSANDBOXD, else <prefix>/bin/cwsandboxd, else
-     * cwsandboxd on PATH. */
+    /* The daemon binary to start. NULL: $CWSANDBOXD, else cwsandboxd beside the program, else
+     * <prefix>/bin/cwsandboxd, else cwsandboxd on PATH. */
     const char *daemon_path;
     /* Deadline of the whole connect: lock, daemon start, hello. 0: 15000 ms. */
     int timeout_ms;
