@@ -6,8 +6,6 @@
 
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-#define GRPC_INTERNAL         13
 /* Two streams of this much still fit a 100 MiB response. */
 #define EXEC_OUTPUT_MAX (48u * 1024 * 1024)
 

@@ -7,8 +7,6 @@
 
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-
 typedef Coreweave__Sandbox__V1__ReadFileRequest ReadFileRequest;
 typedef Coreweave__Sandbox__V1__ReadFileResponse ReadFileResponse;
 typedef Coreweave__Sandbox__V1__WriteFileRequest WriteFileRequest;

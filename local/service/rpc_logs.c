@@ -9,9 +9,6 @@
 #include "log.h"
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-#define GRPC_INTERNAL         13
-
 typedef Coreweave__Sandbox__V1__StreamLogsRequest StreamLogsRequest;
 typedef Coreweave__Sandbox__V1__LogEntry LogEntry;
 

@@ -7,11 +7,8 @@
 #include "log.h"
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-#define GRPC_UNIMPLEMENTED    12
-#define GRPC_INTERNAL         13
-#define STATE(x)              COREWEAVE__SANDBOX__V1__STATE__STATE_##x
-#define PAGE_TOKEN_PREFIX     "p1."
+#define STATE(x)          COREWEAVE__SANDBOX__V1__STATE__STATE_##x
+#define PAGE_TOKEN_PREFIX "p1."
 
 typedef Coreweave__Sandbox__V1__CreateSandboxRequest CreateSandboxRequest;
 typedef Coreweave__Sandbox__V1__GetSandboxRequest GetSandboxRequest;

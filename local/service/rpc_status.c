@@ -5,9 +5,6 @@
 
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-#define GRPC_NOT_FOUND        5
-
 void svc_fail(struct cws_gcall *call, int grpc_code, const char *reason,
               const char *const *metadata_kv, const char *fmt, ...)
 {

@@ -11,9 +11,6 @@
 #include "log.h"
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-#define GRPC_INTERNAL         13
-
 typedef Coreweave__Sandbox__V1__ExecStreamRequest ExecStreamRequest;
 typedef Coreweave__Sandbox__V1__ExecStreamResponse ExecStreamResponse;
 typedef Coreweave__Sandbox__V1__ExecStreamInit ExecStreamInit;

@@ -5,8 +5,6 @@
 
 #include "service.h"
 
-#define GRPC_INVALID_ARGUMENT 3
-
 struct unary_call {
     struct svc *svc;
     const ProtobufCMessageDescriptor *desc;

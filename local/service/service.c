@@ -8,7 +8,6 @@
 #include "log.h"
 #include "service.h"
 
-#define GRPC_UNIMPLEMENTED 12
 /* How often ended sandboxes past their retention are looked for. */
 #define EXPIRE_INTERVAL_S 60
 

@@ -25,6 +25,14 @@
 /* Page size of ListSandboxes when the request says 0, and the largest one honoured. */
 #define CWS_SVC_PAGE_DEFAULT 500
 #define CWS_SVC_PAGE_MAX     1000
+/* gRPC status codes the service answers with (gRPC's numbering). */
+enum {
+    GRPC_INVALID_ARGUMENT = 3,
+    GRPC_NOT_FOUND = 5,
+    GRPC_UNIMPLEMENTED = 12,
+    GRPC_INTERNAL = 13,
+};
+
 /* The runner every local sandbox reports. */
 #define CWS_SVC_RUNNER_ID "local"
 
