@@ -133,6 +133,9 @@ static void op_reply_info(struct op *op, const Sandbox *sb)
     if (op->call)
         cwsd_call_reply(op->call, pack_info, &a);
     op->call = NULL;
+    /* An ended sandbox needs no owner any more: the table holds live ones only. */
+    if (sb->status && cwsd_state_is_terminal(sb->status->state))
+        cwsd_sandbox_forget(op->d, sb->sandbox_id);
     op_release(op);
 }
 

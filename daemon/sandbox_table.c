@@ -52,6 +52,28 @@ Coreweave__Sandbox__V1__Sandbox *cwsd_sandbox_cached(const struct cwsd_sandbox *
     return coreweave__sandbox__v1__sandbox__unpack(NULL, s->cached_len, s->cached);
 }
 
+static void entry_free(struct cwsd_sandbox *s)
+{
+    free(s->id);
+    free(s->owner);
+    free(s->session);
+    free(s->cached);
+    free(s);
+}
+
+void cwsd_sandbox_forget(struct cwsd *d, const char *id)
+{
+    for (struct cwsd_sandbox **p = &d->sandboxes; *p; p = &(*p)->next) {
+        if (strcmp((*p)->id, id) == 0) {
+            struct cwsd_sandbox *s = *p;
+            *p = s->next;
+            d->n_sandboxes--;
+            entry_free(s);
+            return;
+        }
+    }
+}
+
 size_t cwsd_sandbox_count(const struct cwsd *d)
 {
     return d->n_sandboxes;
@@ -62,11 +84,7 @@ void cwsd_sandbox_table_free(struct cwsd *d)
     while (d->sandboxes) {
         struct cwsd_sandbox *s = d->sandboxes;
         d->sandboxes = s->next;
-        free(s->id);
-        free(s->owner);
-        free(s->session);
-        free(s->cached);
-        free(s);
+        entry_free(s);
     }
     d->n_sandboxes = 0;
 }

@@ -28,6 +28,8 @@ void cwsd_sandbox_remember(struct cwsd *d, const Coreweave__Sandbox__V1__Sandbox
 /* The cached Sandbox, unpacked; the caller frees it with
  * coreweave__sandbox__v1__sandbox__free_unpacked(). NULL when nothing is cached. */
 Coreweave__Sandbox__V1__Sandbox *cwsd_sandbox_cached(const struct cwsd_sandbox *s);
+/* Drop an entry (a sandbox that has ended). No-op for an unknown id. */
+void cwsd_sandbox_forget(struct cwsd *d, const char *id);
 size_t cwsd_sandbox_count(const struct cwsd *d);
 void cwsd_sandbox_table_free(struct cwsd *d);
 
