@@ -304,6 +304,9 @@ int cwsd_client_new(struct cwsd *d, int fd, pid_t pid, uid_t uid, struct cws_err
     }
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, CWSD_CLIENT_OUT_HIGH / 2, 0);
+    /* libevent's 16 KiB default costs a writev and a wake-up per 16 KiB of a large stream. */
+    bufferevent_set_max_single_write(c->bev, 1u << 20);
+    bufferevent_set_max_single_read(c->bev, 256u << 10);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = d->clients;
     d->clients = c;
