@@ -11,7 +11,8 @@
 #define SERVICE_PATH "/coreweave.sandbox.v1.SandboxService/"
 #define MAX_HEADERS  8
 
-struct unary {
+struct cwsd_unary {
+    struct cws_gc_call *call;
     cwsd_unary_fn fn;
     void *ud;
     const ProtobufCMessageDescriptor *desc;
@@ -74,7 +75,7 @@ static int client_ready(struct cwsd *d, struct cws_error *err)
 
 static void unary_message(struct cws_gc_call *call, const uint8_t *data, size_t len, void *ud)
 {
-    struct unary *u = ud;
+    struct cwsd_unary *u = ud;
     (void)call;
     if (u->resp || u->malformed)
         return; /* a unary answer is one message; more would be the server's error */
@@ -84,7 +85,7 @@ static void unary_message(struct cws_gc_call *call, const uint8_t *data, size_t 
 
 static void unary_done(struct cws_gc_call *call, const struct cws_gc_result *result, void *ud)
 {
-    struct unary *u = ud;
+    struct cwsd_unary *u = ud;
     struct cws_error err;
     (void)call;
     if (result->error->code != CWS_E_OK) {
@@ -112,6 +113,25 @@ int cwsd_rpc_unary(struct cwsd *d, const char *method, const ProtobufCMessage *r
                    const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
                    cwsd_unary_fn fn, void *ud, struct cws_error *err)
 {
+    struct cwsd_unary *u = NULL;
+    return cwsd_rpc_unary_cancellable(d, method, req, resp_desc, timeout_ms, fn, ud, &u, err);
+}
+
+void cwsd_rpc_unary_cancel(struct cwsd_unary *u)
+{
+    if (!u)
+        return;
+    cws_gc_call_cancel(u->call);
+    if (u->resp)
+        protobuf_c_message_free_unpacked(u->resp, NULL);
+    free(u);
+}
+
+int cwsd_rpc_unary_cancellable(struct cwsd *d, const char *method, const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
+                               cwsd_unary_fn fn, void *ud, struct cwsd_unary **ret,
+                               struct cws_error *err)
+{
     char path[128];
     struct cws_gc_header md[MAX_HEADERS];
     size_t len = 0;
@@ -120,7 +140,7 @@ int cwsd_rpc_unary(struct cwsd *d, const char *method, const ProtobufCMessage *r
         r = method_path(path, sizeof(path), method, err);
     if (r < 0)
         return r;
-    struct unary *u = calloc(1, sizeof(*u));
+    struct cwsd_unary *u = calloc(1, sizeof(*u));
     uint8_t *buf = u ? pack_message(req, &len) : NULL;
     if (!buf) {
         free(u);
@@ -135,11 +155,14 @@ int cwsd_rpc_unary(struct cwsd *d, const char *method, const ProtobufCMessage *r
         .n_metadata = auth_metadata(d, md),
         .wait_for_ready = d->backend_local,
     };
-    r = cws_gclient_unary(d->gclient, path, &opts, buf, len, &unary_handlers, u, NULL, err);
+    r = cws_gclient_unary(d->gclient, path, &opts, buf, len, &unary_handlers, u, &u->call, err);
     free(buf);
-    if (r < 0)
+    if (r < 0) {
         free(u);
-    return r;
+        return r;
+    }
+    *ret = u;
+    return 0;
 }
 
 /* ---- streams ---- */

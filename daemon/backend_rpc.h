@@ -23,6 +23,18 @@ int cwsd_rpc_unary(struct cwsd *d, const char *method, const ProtobufCMessage *r
                    const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
                    cwsd_unary_fn fn, void *ud, struct cws_error *err);
 
+struct cwsd_unary;
+
+/* As cwsd_rpc_unary(), and *ret is a handle to cancel the call with before its callback ran
+ * (the handle is invalid once the callback ran). */
+int cwsd_rpc_unary_cancellable(struct cwsd *d, const char *method, const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
+                               cwsd_unary_fn fn, void *ud, struct cwsd_unary **ret,
+                               struct cws_error *err);
+/* Cancel a call (RST_STREAM: the backend stops its work); the callback never runs.
+ * Accepts NULL. */
+void cwsd_rpc_unary_cancel(struct cwsd_unary *u);
+
 /* During a cwsd_unary_fn callback for an error: the value of key in the error's
  * google.rpc.ErrorInfo metadata ("size_bytes" of a FILE_TOO_LARGE), or NULL. */
 const char *cwsd_rpc_error_metadata(const char *key);

@@ -39,7 +39,7 @@ struct xop {
     bool streamed; /* output as notifications */
     bool want_stdin;
     bool tty;
-    bool unary_in_flight;
+    struct cwsd_unary *unary; /* the unary Exec in flight, or NULL */
     bool paused;
     bool eof_sent;
     struct buffered out[2];
@@ -49,6 +49,7 @@ static void xop_free(struct xop *x)
 {
     if (x->timer)
         event_free(x->timer);
+    cwsd_rpc_unary_cancel(x->unary); /* cancelling the call kills the command */
     cwsd_stream_cancel(x->stream);
     cwsd_arena_free(&x->arena);
     free(x->out[0].data);
@@ -56,12 +57,11 @@ static void xop_free(struct xop *x)
     free(x);
 }
 
-/* The call is answered or gone: free now, or when the unary backend call returns. */
+/* The call is answered or gone: free everything, cancelling what still runs. */
 static void xop_done(struct xop *x)
 {
     x->call = NULL;
-    if (!x->unary_in_flight)
-        xop_free(x);
+    xop_free(x);
 }
 
 static void xop_fail(struct xop *x, const struct cws_error *err)
@@ -312,11 +312,7 @@ static void on_unary_exec(void *ud, const ProtobufCMessage *resp, const struct c
     struct xop *x = ud;
     const Coreweave__Sandbox__V1__ExecResponse *r =
         (const Coreweave__Sandbox__V1__ExecResponse *)resp;
-    x->unary_in_flight = false;
-    if (!x->call) {
-        xop_free(x);
-        return;
-    }
+    x->unary = NULL; /* the handle ends with this callback */
     if (err) {
         xop_fail(x, err);
         return;
@@ -438,13 +434,9 @@ static int start_unary(struct xop *x, char **cmd, size_t n, const char *id,
     req.command = cmd;
     req.n_command = n;
     req.max_output_bytes = BUFFERED_MAX;
-    x->unary_in_flight = true;
-    int r =
-        cwsd_rpc_unary(x->d, "Exec", &req.base, &coreweave__sandbox__v1__exec_response__descriptor,
-                       x->timeout_ms ? x->timeout_ms + BACKEND_SLACK_MS : 0, on_unary_exec, x, err);
-    if (r < 0)
-        x->unary_in_flight = false;
-    return r;
+    return cwsd_rpc_unary_cancellable(
+        x->d, "Exec", &req.base, &coreweave__sandbox__v1__exec_response__descriptor,
+        x->timeout_ms ? x->timeout_ms + BACKEND_SLACK_MS : 0, on_unary_exec, x, &x->unary, err);
 }
 
 static int start_stream(struct xop *x, char **cmd, size_t n, const char *id,
