@@ -71,6 +71,7 @@ struct cwsd {
     struct cwsd_credentials creds;
     int listen_fd;
     bool listen_fd_activated; /* from systemd: not ours to unlink */
+    ino_t socket_ino;         /* the socket file we made, to unlink only that one */
     struct event *accept_ev;
     struct cwsd_client *clients;
     size_t n_clients;

@@ -132,6 +132,9 @@ int cwsd_listen(struct cwsd *d, struct cws_error *err)
         fd = bind_socket(d->cfg.socket_path, err);
         if (fd < 0)
             return fd;
+        struct stat st;
+        if (lstat(d->cfg.socket_path, &st) == 0)
+            d->socket_ino = st.st_ino;
         cws_log(CWS_LOG_INFO, "listening on %s", d->cfg.socket_path);
     }
     d->listen_fd = fd;
@@ -148,7 +151,10 @@ void cwsd_listen_close(struct cwsd *d)
     d->accept_ev = NULL;
     if (d->listen_fd >= 0) {
         close(d->listen_fd);
-        if (!d->listen_fd_activated)
+        /* Only our own socket: a newer daemon may have replaced it while we were stopping. */
+        struct stat st;
+        if (!d->listen_fd_activated && lstat(d->cfg.socket_path, &st) == 0 &&
+            st.st_ino == d->socket_ino)
             unlink(d->cfg.socket_path);
     }
     d->listen_fd = -1;
