@@ -261,9 +261,18 @@ static void kill_now(struct cws_rt_sandbox *sb)
         cws_log(CWS_LOG_WARN, "sandbox %s: kill: %s", sb->id, strerror(errno));
 }
 
+/* libevent measures timers with a coarse clock and may fire a few milliseconds early: the
+ * grace is a promise, so wait out what is left of it before killing. */
 static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
 {
-    kill_now(arg);
+    struct cws_rt_sandbox *sb = arg;
+    int64_t left = sb->kill_at_ms - cws_rt_now_monotonic_ms();
+    if (left > 0) {
+        struct timeval tv = {left / 1000, (left % 1000) * 1000};
+        evtimer_add(sb->kill_timer, &tv);
+        return;
+    }
+    kill_now(sb);
 }
 
 static void record_stop_reason(struct cws_rt_sandbox *sb, const char *reason)
