@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "rpc_encode.h"
+#include "rpc_params.h"
 
 extern char **environ;
 
@@ -331,23 +332,43 @@ bool th_hello(struct th_conn *c)
     return ok;
 }
 
-static const msgpack_object *lookup(const msgpack_object *map, const char *key)
+const msgpack_object *th_field(const msgpack_object *map, const char *key)
 {
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
+    const msgpack_object *v = NULL;
+    if (!map || map->type != MSGPACK_OBJECT_MAP || cws_rpc_param(map, key, &v, NULL) != 1)
         return NULL;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->via.map.ptr[i].val;
+    return v;
+}
+
+static void pack_stop_now(msgpack_packer *pk, void *ud)
+{
+    msgpack_pack_map(pk, 2);
+    cws_rpc_pack_kv_cstr(pk, "id", ud);
+    cws_rpc_pack_kv_int(pk, "grace_s", 0);
+}
+
+void th_stop_all(const struct th_daemon *d)
+{
+    struct th_conn c;
+    if (th_connect(&c, d->socket) < 0 || !th_hello(&c)) {
+        th_close(&c);
+        return;
     }
-    return NULL;
+    struct cws_rpc_msg *m = th_call(&c, "sandbox.list", NULL, NULL, 60000);
+    const msgpack_object *list = m ? th_field(m->result, "sandboxes") : NULL;
+    for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size;
+         i++) {
+        char id[64];
+        th_str(&list->via.array.ptr[i], "id", id, sizeof(id));
+        cws_rpc_msg_free(th_call(&c, "sandbox.stop", pack_stop_now, id, 60000));
+    }
+    cws_rpc_msg_free(m);
+    th_close(&c);
 }
 
 const char *th_str(const msgpack_object *map, const char *key, char *buf, size_t size)
 {
-    const msgpack_object *v = lookup(map, key);
+    const msgpack_object *v = th_field(map, key);
     buf[0] = '\0';
     if (v && v->type == MSGPACK_OBJECT_STR)
         snprintf(buf, size, "%.*s", (int)v->via.str.size, v->via.str.ptr);
@@ -356,7 +377,7 @@ const char *th_str(const msgpack_object *map, const char *key, char *buf, size_t
 
 int64_t th_int(const msgpack_object *map, const char *key, int64_t def)
 {
-    const msgpack_object *v = lookup(map, key);
+    const msgpack_object *v = th_field(map, key);
     if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         return (int64_t)v->via.u64;
     if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)

@@ -65,6 +65,14 @@ struct cws_rpc_msg *th_call(struct th_conn *c, const char *method, th_params_fn 
 /* hello with protocol 1; true when answered with a result. */
 bool th_hello(struct th_conn *c);
 
+/* The value of key in a map object (common's cws_rpc_param), or NULL when absent, nil or not
+ * a map. */
+const msgpack_object *th_field(const msgpack_object *map, const char *key);
+
+/* Stop every sandbox the backend lists (sandboxes outlive cwsandbox-local), on a connection
+ * of its own so that notifications left unread on a test's connection are not in the way. */
+void th_stop_all(const struct th_daemon *d);
+
 /* The string value of key in a map object, copied into buf ("" when absent). */
 const char *th_str(const msgpack_object *map, const char *key, char *buf, size_t size);
 /* The integer value of key, or def. */

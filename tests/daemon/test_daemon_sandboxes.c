@@ -24,50 +24,11 @@ static void setup(void)
     ck_assert(th_hello(&conn));
 }
 
-static void pack_stop_now(msgpack_packer *pk, void *ud)
-{
-    msgpack_pack_map(pk, 2);
-    cws_rpc_pack_kv_cstr(pk, "id", ud);
-    cws_rpc_pack_kv_int(pk, "grace_s", 0);
-}
-
-/* Sandboxes outlive cwsandbox-local: stop every one the test made. */
-static void stop_all(void)
-{
-    struct cws_rpc_msg *m = th_call(&conn, "sandbox.list", NULL, NULL, 60000);
-    const msgpack_object *list = NULL;
-    for (uint32_t i = 0;
-         m && m->result && m->result->type == MSGPACK_OBJECT_MAP && i < m->result->via.map.size;
-         i++)
-        if (m->result->via.map.ptr[i].key.type == MSGPACK_OBJECT_STR)
-            list = &m->result->via.map.ptr[i].val;
-    for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size;
-         i++) {
-        char id[64];
-        th_str(&list->via.array.ptr[i], "id", id, sizeof(id));
-        cws_rpc_msg_free(th_call(&conn, "sandbox.stop", pack_stop_now, id, 60000));
-    }
-    cws_rpc_msg_free(m);
-}
-
 static void teardown(void)
 {
-    stop_all();
+    th_stop_all(&daemon_);
     th_close(&conn);
     ck_assert_int_eq(th_daemon_stop(&daemon_, 20000), 0);
-}
-
-static const msgpack_object *field(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
-            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
 }
 
 static void expect_ok(const struct cws_rpc_msg *m, const char *what)
@@ -176,7 +137,7 @@ START_TEST(create_get_list_stop)
 
     m = th_call(&conn, "sandbox.list", NULL, NULL, CALL_MS);
     expect_ok(m, "sandbox.list");
-    const msgpack_object *list = field(m->result, "sandboxes");
+    const msgpack_object *list = th_field(m->result, "sandboxes");
     ck_assert_ptr_nonnull(list);
     bool found = false;
     for (uint32_t i = 0; list && i < list->via.array.size; i++) {
@@ -215,8 +176,8 @@ START_TEST(exec_buffered_and_exit_code)
     struct cws_rpc_msg *m = th_call(&conn, "exec", pack_exec, &a, CALL_MS);
     expect_ok(m, "exec");
     ck_assert_int_eq(th_int(m->result, "exit_code", -1), 3);
-    ck_assert(bin_equals(field(m->result, "stdout"), "out\n"));
-    ck_assert(bin_equals(field(m->result, "stderr"), "err\n"));
+    ck_assert(bin_equals(th_field(m->result, "stdout"), "out\n"));
+    ck_assert(bin_equals(th_field(m->result, "stderr"), "err\n"));
     cws_rpc_msg_free(m);
 }
 END_TEST
@@ -253,7 +214,7 @@ START_TEST(exec_streamed_with_stdin)
             send_notification(msgid, "exec.stdin", "sandbox\n");
             send_notification(msgid, "exec.eof", NULL);
         } else if (m->type == CWS_RPC_NOTIFICATION && strcmp(m->method, "exec.output") == 0) {
-            const msgpack_object *d = field(m->params, "data");
+            const msgpack_object *d = th_field(m->params, "data");
             ck_assert_int_eq(th_int(m->params, "id", -1), msgid);
             memcpy(out + out_len, d->via.bin.ptr, d->via.bin.size);
             out_len += d->via.bin.size;
@@ -310,7 +271,7 @@ START_TEST(files_round_trip_small_and_large)
         cws_rpc_msg_free(m);
         m = th_call(&conn, "file.read", pack_read, &a, CALL_MS);
         expect_ok(m, "file.read");
-        const msgpack_object *d = field(m->result, "data");
+        const msgpack_object *d = th_field(m->result, "data");
         ck_assert_ptr_nonnull(d);
         ck_assert_uint_eq(d->via.bin.size, sizes[k]);
         ck_assert(sizes[k] == 0 || memcmp(d->via.bin.ptr, data, sizes[k]) == 0);
@@ -356,7 +317,7 @@ START_TEST(logs_of_the_main_command)
             ck_assert_ptr_nonnull(m);
             bool end = m->type == CWS_RPC_RESPONSE && m->msgid == msgid;
             if (m->type == CWS_RPC_NOTIFICATION && strcmp(m->method, "logs.data") == 0) {
-                const msgpack_object *d = field(m->params, "data");
+                const msgpack_object *d = th_field(m->params, "data");
                 memcpy(out + out_len, d->via.bin.ptr, d->via.bin.size);
                 out_len += d->via.bin.size;
                 out[out_len] = '\0';
@@ -458,7 +419,7 @@ static void pack_wait_terminal(msgpack_packer *pk, void *ud)
 
 static bool report_names(const msgpack_object *status, const char *id)
 {
-    const msgpack_object *list = field(status, "orphans");
+    const msgpack_object *list = th_field(status, "orphans");
     for (uint32_t i = 0; list && i < list->via.array.size; i++) {
         char other[64];
         if (strcmp(th_str(&list->via.array.ptr[i], "id", other, sizeof(other)), id) == 0)

@@ -44,50 +44,9 @@ static void poll_interval(void)
     nanosleep(&ts, NULL);
 }
 
-static const msgpack_object *field(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
-            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static void pack_stop_now(msgpack_packer *pk, void *ud)
-{
-    msgpack_pack_map(pk, 2);
-    cws_rpc_pack_kv_cstr(pk, "id", ud);
-    cws_rpc_pack_kv_int(pk, "grace_s", 0);
-}
-
-/* Sandboxes outlive cwsandbox-local: stop every one the test made (on a connection of its
- * own, so that notifications a test left unread on its connection are not in the way). */
-static void stop_all(void)
-{
-    struct th_conn c;
-    if (th_connect(&c, daemon_.socket) < 0 || !th_hello(&c)) {
-        th_close(&c);
-        return;
-    }
-    struct cws_rpc_msg *m = th_call(&c, "sandbox.list", NULL, NULL, CALL_MS);
-    const msgpack_object *list = m ? field(m->result, "sandboxes") : NULL;
-    for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size;
-         i++) {
-        char id[64];
-        th_str(&list->via.array.ptr[i], "id", id, sizeof(id));
-        cws_rpc_msg_free(th_call(&c, "sandbox.stop", pack_stop_now, id, CALL_MS));
-    }
-    cws_rpc_msg_free(m);
-    th_close(&c);
-}
-
 static void teardown(void)
 {
-    stop_all();
+    th_stop_all(&daemon_);
     th_close(&conn);
     ck_assert_msg(th_daemon_stop(&daemon_, 20000) == 0, "cwsandboxd did not exit 0 on SIGTERM");
 }
@@ -537,7 +496,7 @@ START_TEST(exec_tty_size_and_resize)
             send_note(&conn, "exec.stdin", msgid, "stty size\n");
         } else if (is_note(m, "exec.output", msgid)) {
             ck_assert_int_eq(th_int(m->params, "fd", -1), 1); /* a terminal has one stream */
-            output_add(&out, field(m->params, "data"));
+            output_add(&out, th_field(m->params, "data"));
             if (phase == 1 && strstr(out.data, "30 100")) {
                 phase = 2;
                 mark = out.len;
@@ -724,7 +683,7 @@ START_TEST(slow_client_bounded_memory)
     for (;;) {
         struct cws_rpc_msg *m = next_before(&conn, until, "reading 256 MiB of exec output");
         if (is_note(m, "exec.output", msgid)) {
-            const msgpack_object *d = field(m->params, "data");
+            const msgpack_object *d = th_field(m->params, "data");
             ck_assert_int_eq(th_int(m->params, "fd", -1), 1);
             ck_assert(d && d->type == MSGPACK_OBJECT_BIN);
             bytes += d->via.bin.size;
@@ -839,7 +798,7 @@ static void download_big(const char *id, const char *path, char hex[65])
     for (;;) {
         struct cws_rpc_msg *m = next_before(&conn, until, "file.read of 1 GiB");
         if (is_note(m, "file.chunk", msgid)) {
-            const msgpack_object *d = field(m->params, "data");
+            const msgpack_object *d = th_field(m->params, "data");
             ck_assert(d && d->type == MSGPACK_OBJECT_BIN);
             ck_assert_int_eq(th_int(m->params, "offset", -1), (int64_t)got);
             int64_t c0 = now_ms();
@@ -849,7 +808,7 @@ static void download_big(const char *id, const char *path, char hex[65])
         } else if (is_response(m, msgid)) {
             expect_ok(m, "file.read of 1 GiB, streamed");
             ck_assert_int_eq(th_int(m->result, "size", -1), (int64_t)BIG_SIZE);
-            ck_assert_ptr_null(field(m->result, "data"));
+            ck_assert_ptr_null(th_field(m->result, "data"));
             cws_rpc_msg_free(m);
             break;
         }
@@ -884,7 +843,7 @@ START_TEST(file_one_gib_streamed_round_trip)
     struct cws_rpc_msg *m = th_call(&conn, "exec", pack_exec, &a, 120000);
     expect_ok(m, "sha256sum in the sandbox");
     ck_assert_int_eq(th_int(m->result, "exit_code", -1), 0);
-    const msgpack_object *out = field(m->result, "stdout");
+    const msgpack_object *out = th_field(m->result, "stdout");
     ck_assert(out && out->type == MSGPACK_OBJECT_BIN && out->via.bin.size >= 64);
     memcpy(inside, out->via.bin.ptr, 64);
     inside[64] = '\0';
@@ -954,7 +913,7 @@ START_TEST(logs_follow_survives_backend_kill)
         struct cws_rpc_msg *m = next_before(&conn, until, "the first 3 log lines");
         ck_assert_msg(!is_response(m, msgid), "the follow stream ended before 3 lines");
         if (is_note(m, "logs.data", msgid))
-            lines_feed(&l, field(m->params, "data"));
+            lines_feed(&l, th_field(m->params, "data"));
         cws_rpc_msg_free(m);
     }
     pid_t old = backend_pid();
@@ -983,7 +942,7 @@ START_TEST(logs_follow_survives_backend_kill)
         if (!m)
             continue;
         if (is_note(m, "logs.data", msgid)) {
-            lines_feed(&l, field(m->params, "data"));
+            lines_feed(&l, th_field(m->params, "data"));
         } else if (is_response(m, msgid)) {
             char code[64], msg[300];
             ck_assert_msg(m->error, "the follow stream ended with a result while the sandbox "
@@ -1063,7 +1022,7 @@ static int listed(const char *tag, bool show_terminated, const char ids[][64], i
     struct list_args a = {tag, show_terminated};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.list", pack_list, &a, CALL_MS);
     expect_ok(m, "sandbox.list");
-    const msgpack_object *list = field(m->result, "sandboxes");
+    const msgpack_object *list = th_field(m->result, "sandboxes");
     ck_assert(list && list->type == MSGPACK_OBJECT_ARRAY);
     int found = 0;
     for (uint32_t i = 0; i < list->via.array.size; i++) {
@@ -1101,7 +1060,7 @@ START_TEST(purge_delete_stop_wait_list)
     m = th_call(&conn, "sandbox.purge", pack_purge, &p, CALL_MS);
     expect_ok(m, "sandbox.purge");
     ck_assert_int_eq(th_int(m->result, "count", -1), 2);
-    const msgpack_object *failed = field(m->result, "failed");
+    const msgpack_object *failed = th_field(m->result, "failed");
     ck_assert(failed && failed->type == MSGPACK_OBJECT_ARRAY && failed->via.array.size == 0);
     cws_rpc_msg_free(m);
     for (int i = 0; i < 2; i++) {
