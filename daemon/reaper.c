@@ -192,16 +192,30 @@ static void on_cleanup_deadline(evutil_socket_t fd, short what, void *ud)
     event_base_loopbreak(ud);
 }
 
-void cwsd_reaper_stop_all(struct cwsd *d, int64_t deadline_ms)
+/* Send a stop for every live `client` and `session` sandbox; the answers are only logged. */
+static void stop_owned(struct cwsd *d, const char *why)
 {
-    d->stopping = true;
     while (orphans)
         orphan_free(orphans);
     for (struct cwsd_sandbox *e = d->sandboxes; e; e = e->next) {
         if (!e->owner || strcmp(e->owner, "detached") == 0 || known_terminal(e))
             continue;
-        stop_sandbox(d, e->id, "the daemon is stopping (logout)");
+        stop_sandbox(d, e->id, why);
     }
+}
+
+void cwsd_reaper_logout(struct cwsd *d)
+{
+    if (d->stopping || !d->cfg.cleanup_on_logout)
+        return;
+    cws_log(CWS_LOG_INFO, "the user's last login session ended: stopping owned sandboxes");
+    stop_owned(d, "the user logged out");
+}
+
+void cwsd_reaper_stop_all(struct cwsd *d, int64_t deadline_ms)
+{
+    d->stopping = true;
+    stop_owned(d, "the daemon is stopping (logout)");
     if (stops_in_flight == 0)
         return;
     /* Run the loop until the last stop is answered (on_stopped breaks it) or the deadline. */

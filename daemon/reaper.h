@@ -15,6 +15,10 @@ void cwsd_reaper_client_gone(struct cwsd *d, uint64_t client_id);
 size_t cwsd_reaper_pending(void);
 /* The last stops made by the reaper: [{id, reaped_ms, why}]. */
 int cwsd_reaper_pack_report(msgpack_packer *pk);
+/* The user's last login session ended (logind, with lingering on): when cleanup_on_logout is
+ * set, stop every `client` and `session` sandbox without waiting for the answers; the daemon
+ * keeps serving. */
+void cwsd_reaper_logout(struct cwsd *d);
 /* Stop every `client` and `session` sandbox in parallel, running the loop until all are
  * answered or deadline_ms passed. `detached` sandboxes keep running. */
 void cwsd_reaper_stop_all(struct cwsd *d, int64_t deadline_ms);
