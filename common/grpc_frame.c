@@ -11,8 +11,10 @@
 /* First allocation for a message body; later ones double, up to the declared length. */
 #define BUF_MIN_CAP 4096
 /* A buffer larger than this is released when the next message starts, so that one big
- * message does not pin its memory for the life of a long stream. */
-#define BUF_KEEP_CAP (64 * 1024)
+ * message does not pin its memory for the life of a long stream. Smaller ones are kept: a
+ * stream of bulk data (StreamExec output, 64 KiB of data plus a few bytes of protobuf per
+ * message) would otherwise allocate and grow a buffer again for every message. */
+#define BUF_KEEP_CAP (256 * 1024)
 
 struct cws_grpc_deframer {
     size_t max_message;

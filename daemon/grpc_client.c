@@ -222,7 +222,15 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg)
 
 static void on_backoff(evutil_socket_t fd, short what, void *arg)
 {
-    client_dispatch(arg);
+    struct cws_gclient *client = arg;
+
+    /* The backoff is over when its timer fires. libevent's timer clock is coarser than
+     * cws_gc_now_ms() and may fire a few ms before backoff_until_ms: the dispatch would then
+     * neither connect nor arm the timer again, and the calls waiting for ready would wait for
+     * their deadlines (seen once unix: connects became fast enough to beat the local
+     * backend's bind at start). */
+    client->backoff_until_ms = 0;
+    client_dispatch(client);
 }
 
 void gc_client_conn_ready(struct cws_gclient *client, struct gc_conn *conn)
@@ -279,13 +287,10 @@ static int client_init(struct cws_gclient *c, const struct cws_gclient_config *c
 {
     int r = gc_endpoint_parse(cfg->url, &c->endpoint, err);
 
+    if (r == 0)
+        r = gc_transport_global_init(&c->endpoint, err);
     if (r < 0)
         return r;
-    if (c->endpoint.scheme == GC_SCHEME_HTTPS && !gc_transport_tls_supported())
-        return cws_error_set(err, CWS_E_UNIMPLEMENTED,
-                             "%s needs TLS with ALPN h2, which this libcurl (not an OpenSSL "
-                             "build) cannot offer",
-                             c->endpoint.display);
     r = gc_metadata_copy(cfg->metadata, cfg->n_metadata, &c->metadata, err);
     if (r < 0)
         return r;
@@ -307,9 +312,6 @@ int cws_gclient_new(const struct cws_gclient_config *cfg, struct cws_gclient **r
 
     if (!cfg || !cfg->base || !ret)
         return cws_error_set(err, CWS_E_INVALID_ARGUMENT, "gRPC client: missing configuration");
-    r = gc_transport_global_init(err);
-    if (r < 0)
-        return r;
     c = calloc(1, sizeof(*c));
     if (!c)
         return cws_error_set(err, CWS_E_NOMEM, "out of memory creating the gRPC client");

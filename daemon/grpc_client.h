@@ -2,9 +2,11 @@
  * and bidirectional) goes through one struct cws_gclient, on pooled HTTP/2 connections driven
  * by the daemon's libevent loop.
  *
- * Transport: libcurl only makes connections (DNS, HTTPS_PROXY/NO_PROXY, TLS with the system
- * roots and ALPN h2, h2c over TCP or a Unix socket, CURLOPT_CONNECT_ONLY); nghttp2 speaks
- * HTTP/2 over them. libcurl's own HTTP/2 code never runs, so the bugs of the libcurl versions
+ * Transport: a unix: URL is a plain Unix socket; for http:// and https:// libcurl only makes
+ * connections (DNS, HTTPS_PROXY/NO_PROXY, TLS with the system roots and ALPN h2, h2c over TCP,
+ * CURLOPT_CONNECT_ONLY). nghttp2 speaks HTTP/2 over them. libcurl is loaded with dlopen() when
+ * the first http:// or https:// client is created, so a daemon on its local backend never maps
+ * it (nor OpenSSL). libcurl's own HTTP/2 code never runs, so the bugs of the libcurl versions
  * users have (7.88 on Debian 12, 8.5 on Ubuntu 24.04) do not apply; see
  * reference/http2-transport-notes.md.
  *
@@ -127,10 +129,13 @@ struct cws_gclient_stats {
 /* CLOCK_MONOTONIC now, in milliseconds: the clock of cws_gc_call_opts.deadline_ms. */
 int64_t cws_gc_now_ms(void);
 
-/* Check the endpoint and the metadata, log the libcurl and nghttp2 versions and create the
- * client; no connection is made until the first call. cfg is copied.
- * Returns 0, -CWS_E_INVALID_ARGUMENT (bad URL or metadata), -CWS_E_UNIMPLEMENTED (an
- * https:// URL with a libcurl built without OpenSSL) or -CWS_E_NOMEM, with err filled.
+/* Check the endpoint and the metadata, load libcurl for an http:// or https:// URL, log the
+ * libcurl and nghttp2 versions and create the client; no connection is made until the first
+ * call. cfg is copied.
+ * Returns 0, -CWS_E_INVALID_ARGUMENT (bad URL or metadata), -CWS_E_UNIMPLEMENTED (an http://
+ * or https:// URL when libcurl cannot be loaded, or an https:// URL with a libcurl built
+ * without OpenSSL), -CWS_E_INTERNAL (libcurl failed to initialise) or -CWS_E_NOMEM, with err
+ * filled.
  * The caller frees *ret with cws_gclient_free(). */
 int cws_gclient_new(const struct cws_gclient_config *cfg, struct cws_gclient **ret,
                     struct cws_error *err);

@@ -2,7 +2,9 @@
  *
  *   grpc_endpoint.c        the URL: https://, http://, unix:
  *   grpc_metadata.c        request metadata (validation, secrets) and received header lists
- *   curl_conn.c            libcurl as a connection factory (connect-only, TLS with ALPN h2)
+ *   curl_conn.c            the transports: a plain Unix socket for unix: URLs; libcurl,
+ *                          loaded on demand, as a connection factory for http:// and
+ *                          https:// (connect-only, TLS with ALPN h2)
  *   h2_conn.c              one HTTP/2 connection: an nghttp2 client session on a transport
  *   grpc_client_call.c     one call: send queue, deframing, flow control, status
  *   grpc_client.c          the client: pool, waiting calls, backoff
@@ -16,6 +18,7 @@
 #ifndef CWS_GRPC_CLIENT_PRIVATE_H
 #define CWS_GRPC_CLIENT_PRIVATE_H
 
+#include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
@@ -47,6 +50,11 @@
 #define GC_MAX_HEADER_BYTES (1024 * 1024)
 /* Attempts of one call when the server refused it or it never left. */
 #define GC_MAX_ATTEMPTS 5
+/* Until a client's first connection succeeds, a Unix socket that is missing or refuses is
+ * tried again for this long before the connect fails: a server started together with the
+ * client (the daemon's local backend) may not be listening yet, and a failed connect costs
+ * a backoff (100 ms) instead of a few ms. */
+#define GC_FIRST_CONNECT_PATIENCE_MS 100
 
 /* ---- endpoint (grpc_endpoint.c) --------------------------------------------------------- */
 
@@ -58,7 +66,7 @@ enum gc_scheme {
 
 struct gc_endpoint {
     enum gc_scheme scheme;
-    char *connect_url; /* what libcurl connects to */
+    char *connect_url; /* what libcurl connects to (http:// and https:// only) */
     char *unix_path;   /* GC_SCHEME_UNIX only */
     char *authority;   /* :authority of every request */
     char *display;     /* how messages name the server: "unix:/run/x.sock", "https://h:443" */
@@ -110,6 +118,43 @@ const char *gc_header_list_get(const struct gc_header_list *l, const char *name)
 /* Free the entries and zero l. Accepts NULL. */
 void gc_header_list_clear(struct gc_header_list *l);
 
+/* ---- libcurl, loaded on demand (curl_conn.c) -------------------------------------------- */
+
+/* The libcurl functions the client uses. libcurl is not linked: it is loaded with dlopen()
+ * the first time an http:// or https:// URL is used, so that a daemon talking only to its
+ * local backend over a Unix socket never maps libcurl nor what it pulls in (OpenSSL, GnuTLS,
+ * Kerberos, LDAP, ...: most of such a daemon's resident memory otherwise). */
+struct gc_curl_api {
+    CURLcode (*global_init)(long flags);
+    curl_version_info_data *(*version_info)(CURLversion age);
+    const char *(*easy_strerror)(CURLcode rc);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *easy, CURLoption option, ...);
+    CURLcode (*easy_getinfo)(CURL *easy, CURLINFO info, ...);
+    CURLcode (*easy_recv)(CURL *easy, void *buf, size_t len, size_t *n);
+    CURLcode (*easy_send)(CURL *easy, const void *buf, size_t len, size_t *n);
+    void (*easy_cleanup)(CURL *easy);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_setopt)(CURLM *multi, CURLMoption option, ...);
+    CURLMcode (*multi_add_handle)(CURLM *multi, CURL *easy);
+    CURLMcode (*multi_remove_handle)(CURLM *multi, CURL *easy);
+    CURLMcode (*multi_socket_action)(CURLM *multi, curl_socket_t s, int ev_bitmask, int *running);
+    CURLMsg *(*multi_info_read)(CURLM *multi, int *left);
+    CURLMcode (*multi_assign)(CURLM *multi, curl_socket_t s, void *p);
+    CURLMcode (*multi_cleanup)(CURLM *multi);
+    CURLU *(*url)(void);
+    CURLUcode (*url_set)(CURLU *u, CURLUPart part, const char *content, unsigned int flags);
+    CURLUcode (*url_get)(const CURLU *u, CURLUPart part, char **ret, unsigned int flags);
+    void (*url_cleanup)(CURLU *u);
+    void (*free)(void *p);
+};
+
+/* Load libcurl (once) and initialise it (curl_global_init()), logging the libcurl, TLS and
+ * nghttp2 versions; what names the URL that needs it, for the message. Returns 0 and sets
+ * *ret to the functions, or -CWS_E_UNIMPLEMENTED (libcurl is not installed, or lacks a
+ * function) / -CWS_E_INTERNAL (it failed to initialise) with err filled. */
+int gc_curl_load(const char *what, const struct gc_curl_api **ret, struct cws_error *err);
+
 /* ---- transport (curl_conn.c) ------------------------------------------------------------ */
 
 struct gc_transport;
@@ -122,14 +167,13 @@ struct gc_transport_opts {
     const struct gc_endpoint *endpoint;
     const char *ca_file; /* NULL: system roots */
     int connect_timeout_ms;
+    int patience_ms; /* unix: retry a missing or refusing socket this long; 0: fail at once */
 };
 
-/* curl_global_init() once, and log the libcurl, TLS and nghttp2 versions in use.
- * Returns 0, or -CWS_E_INTERNAL with err filled. */
-int gc_transport_global_init(struct cws_error *err);
-
-/* Whether this libcurl can offer ALPN h2 itself (an OpenSSL build). */
-bool gc_transport_tls_supported(void);
+/* Get ready to connect to endpoint: log the versions in use (once), and for http:// and
+ * https:// load libcurl (gc_curl_load()) and check that it can offer ALPN h2 for TLS (an
+ * OpenSSL build). Returns 0, or -CWS_E_UNIMPLEMENTED / -CWS_E_INTERNAL with err filled. */
+int gc_transport_global_init(const struct gc_endpoint *endpoint, struct cws_error *err);
 
 /* Start a non-blocking connect driven by base; cb runs once when it ends. Returns 0 and sets
  * *ret, or -CWS_E_NOMEM / -CWS_E_INTERNAL with err filled (cb never runs then). The caller
@@ -151,6 +195,12 @@ int gc_transport_recv(struct gc_transport *t, uint8_t *buf, size_t cap, size_t *
 int gc_transport_send(struct gc_transport *t, const uint8_t *buf, size_t len, size_t *ret_n,
                       struct cws_error *err);
 
+/* Whether a receive shorter than asked for leaves nothing behind for the next one: true for
+ * a plain Unix socket (the fd signals readable again when more comes), false for libcurl's
+ * connections, where the rest of a TLS record may wait inside OpenSSL without the fd ever
+ * signalling it. */
+bool gc_transport_short_read_drains(const struct gc_transport *t);
+
 /* After the first gc_transport_recv(): refuse a TLS connection whose ALPN is not h2.
  * Returns 0, or -CWS_E_UNAVAILABLE with err filled. */
 int gc_transport_check_alpn(struct gc_transport *t, struct cws_error *err);
@@ -161,7 +211,7 @@ void gc_transport_free(struct gc_transport *t);
 /* ---- connection (h2_conn.c) ------------------------------------------------------------- */
 
 enum gc_conn_state {
-    GC_CONN_CONNECTING, /* libcurl is connecting */
+    GC_CONN_CONNECTING, /* the transport is connecting */
     GC_CONN_READY,      /* the nghttp2 session runs */
     GC_CONN_CLOSED,     /* failed or closed; freed from its close event */
 };

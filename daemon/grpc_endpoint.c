@@ -1,7 +1,7 @@
 /* The backend URL: https://host[:port], http://host[:port] or unix:/path (also unix:///path,
  * the gRPC spelling). Like the Python SDK, a URL with a path, query or credentials is refused
- * rather than silently ignored. */
-#include <curl/curl.h>
+ * rather than silently ignored. http:// and https:// URLs are parsed by libcurl's URL API
+ * (libcurl connects to them, so it loads here); unix: ones without it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,41 +43,41 @@ static int parse_unix(const char *url, struct gc_endpoint *ret, struct cws_error
                              "backend URL \"%s\": the socket path is longer than %zu bytes", url,
                              sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
     ep.unix_path = strdup(path);
-    ep.connect_url = strdup("http://localhost/");
     ep.authority = strdup("localhost");
     if (asprintf(&ep.display, "unix:%s", path) < 0)
         ep.display = NULL;
-    if (!ep.unix_path || !ep.connect_url || !ep.authority || !ep.display)
+    if (!ep.unix_path || !ep.authority || !ep.display)
         return endpoint_nomem(&ep, err);
     *ret = ep;
     return 0;
 }
 
 /* A URL part that must be absent: returns true when it is present. */
-static bool url_has_part(CURLU *u, CURLUPart part)
+static bool url_has_part(const struct gc_curl_api *cu, CURLU *u, CURLUPart part)
 {
     char *v = NULL;
-    bool present = curl_url_get(u, part, &v, 0) == CURLUE_OK && v && v[0] != '\0';
+    bool present = cu->url_get(u, part, &v, 0) == CURLUE_OK && v && v[0] != '\0';
 
-    curl_free(v);
+    cu->free(v);
     return present;
 }
 
-static int check_no_extras(CURLU *u, const char *url, struct cws_error *err)
+static int check_no_extras(const struct gc_curl_api *cu, CURLU *u, const char *url,
+                           struct cws_error *err)
 {
     char *path = NULL;
     bool bad_path;
 
-    if (url_has_part(u, CURLUPART_USER) || url_has_part(u, CURLUPART_PASSWORD))
+    if (url_has_part(cu, u, CURLUPART_USER) || url_has_part(cu, u, CURLUPART_PASSWORD))
         return cws_error_set(err, CWS_E_INVALID_ARGUMENT,
                              "the backend URL must not carry credentials: configure an API key");
-    if (url_has_part(u, CURLUPART_QUERY) || url_has_part(u, CURLUPART_FRAGMENT))
+    if (url_has_part(cu, u, CURLUPART_QUERY) || url_has_part(cu, u, CURLUPART_FRAGMENT))
         return cws_error_set(err, CWS_E_INVALID_ARGUMENT,
                              "backend URL \"%s\": a query or fragment is not allowed", url);
-    if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+    if (cu->url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
         path = NULL;
     bad_path = path && strcmp(path, "/") != 0 && path[0] != '\0';
-    curl_free(path);
+    cu->free(path);
     if (bad_path)
         return cws_error_set(err, CWS_E_INVALID_ARGUMENT,
                              "backend URL \"%s\": a path is not allowed (only scheme, host and "
@@ -86,16 +86,16 @@ static int check_no_extras(CURLU *u, const char *url, struct cws_error *err)
     return 0;
 }
 
-static int build_tcp_endpoint(CURLU *u, enum gc_scheme scheme, struct gc_endpoint *ret,
-                              struct cws_error *err)
+static int build_tcp_endpoint(const struct gc_curl_api *cu, CURLU *u, enum gc_scheme scheme,
+                              struct gc_endpoint *ret, struct cws_error *err)
 {
     struct gc_endpoint ep = {.scheme = scheme};
     const char *scheme_name = scheme == GC_SCHEME_HTTPS ? "https" : "http";
     char *host = NULL, *port = NULL;
     int r = 0;
 
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+    if (cu->url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        cu->url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
         r = cws_error_set(err, CWS_E_INVALID_ARGUMENT, "the backend URL has no host");
         goto out;
     }
@@ -111,22 +111,26 @@ static int build_tcp_endpoint(CURLU *u, enum gc_scheme scheme, struct gc_endpoin
     }
     *ret = ep;
 out:
-    curl_free(host);
-    curl_free(port);
+    cu->free(host);
+    cu->free(port);
     return r;
 }
 
 static int parse_tcp(const char *url, struct gc_endpoint *ret, struct cws_error *err)
 {
-    CURLU *u = curl_url();
+    const struct gc_curl_api *cu = NULL;
+    CURLU *u;
     char *scheme = NULL;
     enum gc_scheme kind;
-    int r;
+    int r = gc_curl_load(url, &cu, err);
 
+    if (r < 0)
+        return r;
+    u = cu->url();
     if (!u)
         return cws_error_set(err, CWS_E_NOMEM, "out of memory parsing the backend URL");
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    if (cu->url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        cu->url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
         r = cws_error_set(err, CWS_E_INVALID_ARGUMENT,
                           "backend URL \"%s\" does not parse: use https://HOST[:PORT], "
                           "http://HOST[:PORT] or unix:/PATH",
@@ -143,12 +147,12 @@ static int parse_tcp(const char *url, struct gc_endpoint *ret, struct cws_error 
                           url, scheme);
         goto out;
     }
-    r = check_no_extras(u, url, err);
+    r = check_no_extras(cu, u, url, err);
     if (r == 0)
-        r = build_tcp_endpoint(u, kind, ret, err);
+        r = build_tcp_endpoint(cu, u, kind, ret, err);
 out:
-    curl_free(scheme);
-    curl_url_cleanup(u);
+    cu->free(scheme);
+    cu->url_cleanup(u);
     return r;
 }
 

@@ -1,9 +1,10 @@
-/* One HTTP/2 connection to the backend: an nghttp2 client session over a libcurl-made
- * transport, driven by libevent.
+/* One HTTP/2 connection to the backend: an nghttp2 client session over a transport
+ * (curl_conn.c: a Unix socket, or a libcurl-made connection), driven by libevent.
  *
  * Reading: everything available is read (until the transport says "again": a partial read
- * would leave the rest of a TLS record inside OpenSSL, where the fd never signals it) and
- * fed to nghttp2, whose callbacks route frames to the calls. The connection-level window is
+ * would leave the rest of a TLS record inside OpenSSL, where the fd never signals it; on a
+ * plain socket a short read already says so, which saves a receive per wake-up) and fed to
+ * nghttp2, whose callbacks route frames to the calls. The connection-level window is
  * consumed as bytes arrive, each stream's only when its call takes them, so a paused call
  * stops its own stream without starving the others (no_auto_window_update).
  *
@@ -128,7 +129,7 @@ void gc_conn_free(struct gc_conn *conn)
                            conn->flush_ev,     conn->close_ev, conn->handshake_ev,
                            conn->keepalive_ev, conn->ping_ev,  conn->idle_ev};
 
-    /* Our events on the fd go before libcurl closes it. */
+    /* Our events on the fd go before the transport closes it. */
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i])
             event_free(evs[i]);
@@ -395,6 +396,8 @@ static void conn_read(struct gc_conn *conn)
             conn_fail_h2(conn, (int)used);
             return;
         }
+        if (n < CONN_READ_SIZE && gc_transport_short_read_drains(conn->transport))
+            return; /* the read event fires again when more arrives */
     }
 }
 
@@ -872,7 +875,7 @@ static int conn_start_session(struct gc_conn *conn, struct cws_error *err)
     };
 
     if (fd < 0)
-        return cws_error_set(err, CWS_E_UNAVAILABLE, "libcurl gave no socket for %s",
+        return cws_error_set(err, CWS_E_UNAVAILABLE, "the transport gave no socket for %s",
                              conn_display(conn));
     conn->in = malloc(CONN_READ_SIZE);
     conn->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, conn);
@@ -938,9 +941,12 @@ static int conn_create_events(struct gc_conn *conn)
 int gc_conn_open(struct cws_gclient *client, struct gc_conn **ret, struct cws_error *err)
 {
     struct gc_conn *conn = calloc(1, sizeof(*conn));
-    struct gc_transport_opts opts = {.endpoint = &client->endpoint,
-                                     .ca_file = client->ca_file,
-                                     .connect_timeout_ms = client->connect_timeout_ms};
+    struct gc_transport_opts opts = {
+        .endpoint = &client->endpoint,
+        .ca_file = client->ca_file,
+        .connect_timeout_ms = client->connect_timeout_ms,
+        .patience_ms = client->stats.connects == 0 ? GC_FIRST_CONNECT_PATIENCE_MS : 0,
+    };
     int r;
 
     if (!conn)

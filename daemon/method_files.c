@@ -4,6 +4,7 @@
  * do. A streamed transfer holds at most one backend message and one client chunk at a time:
  * the backend stream pauses while the client reads slowly, and the client's uploads wait in
  * its socket while the sandbox writes slowly. */
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,16 @@
 /* What one daemon response can carry (the protocol's message limit, less framing). */
 #define INLINE_MAX    (CWS_RPC_DEFAULT_MAX_MESSAGE - 4096)
 #define CHUNK_TIMEOUT (600 * 1000)
+/* Chunk data of streamed reads goes to the client's output queue by reference, in blocks of
+ * this size kept on a free list while a streamed read runs. Copied into fresh evbuffer
+ * memory instead, most of a large read landed on pages malloc had just returned to the
+ * system, and faulting them in again cost the daemon more CPU than the copy itself
+ * (tests/bench, bench_daemon row c). The local backend's output messages carry at most
+ * 64 KiB; larger ones are copied the ordinary way. */
+#define BLOCK_SIZE (64u * 1024)
+/* Enough for a client's full output queue: fewer, and a slow client would have the blocks
+ * past the limit freed and allocated again (fresh pages) on every round of its queue. */
+#define BLOCKS_KEPT (CWSD_CLIENT_OUT_HIGH / BLOCK_SIZE + 2)
 
 typedef Coreweave__Sandbox__V1__ExecStreamRequest ExecStreamRequest;
 typedef Coreweave__Sandbox__V1__ExecStreamResponse ExecStreamResponse;
@@ -49,10 +60,59 @@ struct fop {
     size_t buf_len;
     int exit_code;
     bool exited;
+    bool counted; /* one of streamed_reads */
 };
+
+struct block {
+    struct block *next;
+    uint8_t data[BLOCK_SIZE];
+};
+
+/* Free blocks, and the streamed reads running: the list is emptied when none runs, so an
+ * idle daemon holds no block. */
+static struct block *free_blocks;
+static unsigned n_free_blocks;
+static unsigned streamed_reads;
+
+static struct block *block_get(void)
+{
+    struct block *b = free_blocks;
+    if (!b)
+        return malloc(sizeof(*b));
+    free_blocks = b->next;
+    n_free_blocks--;
+    return b;
+}
+
+/* evbuffer cleanup: the client's output queue wrote (or dropped) a block. */
+static void block_put(const void *data, size_t len, void *extra)
+{
+    struct block *b = extra;
+    (void)data;
+    (void)len;
+    if (streamed_reads == 0 || n_free_blocks >= BLOCKS_KEPT) {
+        free(b);
+        return;
+    }
+    b->next = free_blocks;
+    free_blocks = b;
+    n_free_blocks++;
+}
+
+static void blocks_release(void)
+{
+    while (free_blocks) {
+        struct block *b = free_blocks;
+        free_blocks = b->next;
+        free(b);
+    }
+    n_free_blocks = 0;
+}
 
 static void fop_free(struct fop *f)
 {
+    if (f->counted && --streamed_reads == 0)
+        blocks_release();
     cwsd_stream_cancel(f->stream);
     if (f->client_held && f->call)
         cwsd_client_pause_reading(f->call->client, false);
@@ -137,16 +197,33 @@ struct chunk_args {
     uint64_t offset;
     const uint8_t *data;
     size_t len;
+    struct evbuffer *out; /* the client's output queue, for data by reference; or NULL */
 };
+
+/* The bin's body: by reference in a block when it fits one, else copied by the packer. */
+static int pack_chunk_data(msgpack_packer *pk, const struct chunk_args *a)
+{
+    if (!a->out || a->len == 0 || a->len > BLOCK_SIZE)
+        return msgpack_pack_bin_body(pk, a->data, a->len) ? -CWS_E_NOMEM : 0;
+    struct block *b = block_get();
+    if (!b)
+        return -CWS_E_NOMEM;
+    memcpy(b->data, a->data, a->len);
+    if (evbuffer_add_reference(a->out, b->data, a->len, block_put, b) != 0) {
+        free(b);
+        return -CWS_E_NOMEM;
+    }
+    return 0;
+}
 
 static int pack_chunk(msgpack_packer *pk, void *ud)
 {
     const struct chunk_args *a = ud;
-    return msgpack_pack_map(pk, 3) || cws_rpc_pack_kv_uint(pk, "id", a->id) ||
-                   cws_rpc_pack_kv_uint(pk, "offset", a->offset) ||
-                   cws_rpc_pack_kv_bin(pk, "data", a->data, a->len)
-               ? -CWS_E_NOMEM
-               : 0;
+    if (msgpack_pack_map(pk, 3) || cws_rpc_pack_kv_uint(pk, "id", a->id) ||
+        cws_rpc_pack_kv_uint(pk, "offset", a->offset) || cws_rpc_pack_cstr(pk, "data") ||
+        msgpack_pack_bin(pk, a->len))
+        return -CWS_E_NOMEM;
+    return pack_chunk_data(pk, a);
 }
 
 /* Send (or gather) read bytes; false after failing the call. */
@@ -158,7 +235,11 @@ static bool deliver(struct fop *f, const uint8_t *data, size_t len)
         return false;
     }
     if (f->streamed) {
-        struct chunk_args a = {f->call->msgid, f->moved, data, len};
+        /* The packer of a client appends to this queue (cwsd_client_packer()), so the data
+         * added by reference lands right after the bin's header. */
+        struct bufferevent *bev = f->call->client->bev;
+        struct chunk_args a = {f->call->msgid, f->moved, data, len,
+                               bev ? bufferevent_get_output(bev) : NULL};
         if (cwsd_call_notify(f->call, "file.chunk", pack_chunk, &a) == 1 && f->stream &&
             !f->paused) {
             f->paused = true;
@@ -420,6 +501,10 @@ void cwsd_method_file_read(struct cwsd_call *call, const msgpack_object *params)
     if (err.code != CWS_E_OK) {
         fop_fail(f, &err);
         return;
+    }
+    if (f->streamed) {
+        f->counted = true;
+        streamed_reads++;
     }
     Coreweave__Sandbox__V1__ReadFileRequest req = COREWEAVE__SANDBOX__V1__READ_FILE_REQUEST__INIT;
     req.sandbox_id = f->id;
