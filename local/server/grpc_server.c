@@ -182,6 +182,14 @@ static int setup_nghttp2(struct cws_gsrv *srv, struct cws_error *err)
         return cws_error_set(err, CWS_E_NOMEM, NULL);
     /* Window updates follow what handlers accept, so that pausing a call stops its client. */
     nghttp2_option_set_no_auto_window_update(srv->option, 1);
+#ifdef CWS_HAVE_NGHTTP2_RESET_RATELIM
+    /* A client that cancels each call once it has its answer (the daemon does, for every exec,
+     * as soon as the exit status is in) sends one RST_STREAM per call. nghttp2's rapid-reset
+     * limit (a burst of 1000, then 33 a second) would end such a client's connection with
+     * GOAWAY after about a thousand calls in a row. Peers here are authenticated and their
+     * streams bounded by GSRV_MAX_STREAMS: the limit only has to stop a runaway loop. */
+    nghttp2_option_set_stream_reset_rate_limit(srv->option, GSRV_RESET_BURST, GSRV_RESET_RATE);
+#endif
     return 0;
 }
 

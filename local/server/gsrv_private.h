@@ -31,6 +31,9 @@
 #define GSRV_MAX_STREAMS 1024
 /* Bytes the connection's socket output buffer may hold before nghttp2 is told to wait. */
 #define GSRV_CONN_OUT_LIMIT (1024 * 1024)
+/* RST_STREAMs a client may send: a burst, then so many a second (see setup_nghttp2()). */
+#define GSRV_RESET_BURST 100000
+#define GSRV_RESET_RATE  10000
 /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce. */
 #define GSRV_MAX_HEADER_LIST (64 * 1024)
 /* Request headers kept inside the call before the array moves to the heap. */
