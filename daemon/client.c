@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "reaper.h"
+#include "session.h"
 #include "rpc_encode.h"
 
 static int evbuffer_write_fn(void *data, const char *buf, size_t len)
@@ -136,6 +137,14 @@ int cwsd_call_notify(struct cwsd_call *call, const char *method, cwsd_pack_fn fn
 
 /* ---- connection ---- */
 
+struct cwsd_client *cwsd_client_by_id(struct cwsd *d, uint64_t id)
+{
+    for (struct cwsd_client *c = d->clients; c; c = c->next)
+        if (c->id == id && !c->closing)
+            return c;
+    return NULL;
+}
+
 static void really_free(struct cwsd_client *c)
 {
     struct cwsd *d = c->d;
@@ -149,6 +158,7 @@ static void really_free(struct cwsd_client *c)
     if (c->bev)
         bufferevent_free(c->bev);
     cws_rpc_decoder_free(c->dec);
+    free(c->session);
     free(c);
 }
 
@@ -171,10 +181,11 @@ void cwsd_client_close(struct cwsd_client *c, const char *why)
     if (c->closing)
         return;
     c->closing = true;
-    cws_log(CWS_LOG_DEBUG, "client %llu (pid %d) closed: %s", (unsigned long long)c->id,
-            (int)c->pid, why);
+    cwsd_log_about(CWS_LOG_DEBUG, NULL, c->session, c->pid, "client %llu (pid %d) closed: %s",
+                   (unsigned long long)c->id, (int)c->pid, why);
     cancel_calls(c);
 #ifdef CWSD_HAVE_BACKEND
+    cwsd_session_detach(c);
     cwsd_reaper_client_gone(c->d, c->id);
 #endif
     if (c->depth == 0)
@@ -311,6 +322,7 @@ int cwsd_client_new(struct cwsd *d, int fd, pid_t pid, uid_t uid, struct cws_err
     c->next = d->clients;
     d->clients = c;
     d->n_clients++;
-    cws_log(CWS_LOG_DEBUG, "client %llu connected (pid %d)", (unsigned long long)c->id, (int)pid);
+    cwsd_log_about(CWS_LOG_DEBUG, NULL, NULL, pid, "client %llu connected (pid %d)",
+                   (unsigned long long)c->id, (int)pid);
     return 0;
 }

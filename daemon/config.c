@@ -94,6 +94,15 @@ static int apply_key(struct ini_state *st, const char *key, const char *value)
             bad_value(st, key, value, "a number of seconds");
         else
             cfg->orphan_grace_s = v;
+    } else if (!strcmp(key, "session_idle_ttl_s")) {
+        char *end;
+        double v = strtod(value, &end);
+        if (*end || end == value || !(v >= 0) || v > 1e9)
+            bad_value(st, key, value, "a number of seconds");
+        else
+            cfg->session_idle_ttl_s = v;
+    } else if (!strcmp(key, "state_dir")) {
+        replace(&cfg->state_dir, value);
     } else if (!strcmp(key, "cleanup_on_logout")) {
         if (parse_bool(value, &cfg->cleanup_on_logout) < 0)
             bad_value(st, key, value, "true or false");
@@ -166,5 +175,6 @@ void cwsd_config_clear(struct cwsd_config *cfg)
     free(cfg->local_path);
     free(cfg->api_key);
     free(cfg->log_level);
+    free(cfg->state_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

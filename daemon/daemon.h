@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "cws_error.h"
+#include "log.h"
 #include "rpc_decoder.h"
 
 #define CWSD_PROTOCOL 1
@@ -36,6 +37,8 @@ struct cwsd_config {
     char *api_key;    /* from the config file only; the environment is read by creds */
     char *log_level;
     int64_t orphan_grace_s;
+    double session_idle_ttl_s; /* for sessions opened without one; 0: never */
+    char *state_dir;           /* the registry's directory; NULL: $XDG_STATE_HOME/cwsandbox */
     bool cleanup_on_logout;
     bool foreground;
 };
@@ -78,10 +81,17 @@ struct cwsd {
     uint64_t next_client_id;
     int64_t started_ms;
     uint64_t calls_in_flight;
-    bool stopping; /* shutting down: the reaper has stopped what it had to */
-    struct cwsd_sandbox *sandboxes;
+    bool stopping;                  /* shutting down: the reaper has stopped what it had to */
+    struct cwsd_sandbox *sandboxes; /* sandbox_table.c: a list and a hash index */
     size_t n_sandboxes;
-    struct cws_gclient *gclient; /* the backend connection pool */
+    struct cwsd_sandbox **sandbox_buckets;
+    size_t n_sandbox_buckets;
+    struct cwsd_session *sessions;
+    struct cwsd_pending *pending;   /* creates persisted, not yet answered (registry.c) */
+    struct cwsd_registry *registry; /* NULL when it could not be opened: nothing persists */
+    char owner_tag[64];             /* on every sandbox this daemon creates */
+    bool recovering;                /* the start-up reconciliation with the backend runs */
+    struct cws_gclient *gclient;    /* the backend connection pool */
     /* backend */
     char *backend_url; /* "unix:/path" for the local child, else base_url */
     bool backend_local;
@@ -110,6 +120,7 @@ struct cwsd_client {
     uid_t uid;
     bool hello_done;
     char name[64];
+    char *session;           /* the session it is attached to, or NULL */
     struct cwsd_call *calls; /* requests in flight */
     bool closing;
     int depth; /* > 0 while our callbacks run: closing then waits for them to return */
@@ -118,6 +129,8 @@ struct cwsd_client {
 
 /* Adopt an accepted, already authenticated connection. */
 int cwsd_client_new(struct cwsd *d, int fd, pid_t pid, uid_t uid, struct cws_error *err);
+/* The connected client with this id (not closing), or NULL. */
+struct cwsd_client *cwsd_client_by_id(struct cwsd *d, uint64_t id);
 /* Close a client: cancels its calls, frees it. */
 void cwsd_client_close(struct cwsd_client *c, const char *why);
 /* A packer that queues what it packs towards the client. */
@@ -191,6 +204,12 @@ void cwsd_method_exec(struct cwsd_call *call, const msgpack_object *params);
 void cwsd_method_file_read(struct cwsd_call *call, const msgpack_object *params);
 void cwsd_method_file_write(struct cwsd_call *call, const msgpack_object *params);
 void cwsd_method_logs(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_session_open(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_session_close(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_session_list(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_session_get(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_adopt(struct cwsd_call *call, const msgpack_object *params);
+void cwsd_method_sandbox_detach(struct cwsd_call *call, const msgpack_object *params);
 
 /* ---- local_backend.c ---- */
 
@@ -200,5 +219,11 @@ int cwsd_backend_start(struct cwsd *d, struct cws_error *err);
 void cwsd_backend_stop(struct cwsd *d);
 
 int64_t cwsd_monotonic_ms(void);
+int64_t cwsd_wall_ms(void);
+
+/* Log with the journald fields SANDBOX_ID=, SESSION= and CLIENT_PID= (each left out when
+ * NULL or 0). */
+void cwsd_log_about(enum cws_log_level level, const char *sandbox_id, const char *session,
+                    pid_t client_pid, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

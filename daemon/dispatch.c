@@ -22,25 +22,14 @@ static const struct cwsd_method methods[] = {
     {"file.read", cwsd_method_file_read},
     {"file.write", cwsd_method_file_write},
     {"logs", cwsd_method_logs},
+    {"session.open", cwsd_method_session_open},
+    {"session.close", cwsd_method_session_close},
+    {"session.list", cwsd_method_session_list},
+    {"session.get", cwsd_method_session_get},
+    {"sandbox.adopt", cwsd_method_sandbox_adopt},
+    {"sandbox.detach", cwsd_method_sandbox_detach},
 #endif
 };
-
-/* Methods of the protocol this daemon does not serve yet (docs/protocol.md, Sessions). */
-static const char *const not_yet[] = {"session.open",
-                                      "session.close",
-                                      "session.list",
-                                      "session.get",
-                                      "sandbox.adopt",
-                                      "sandbox.detach",
-                                      NULL};
-
-static bool not_implemented_yet(const char *name)
-{
-    for (const char *const *n = not_yet; *n; n++)
-        if (strcmp(*n, name) == 0)
-            return true;
-    return false;
-}
 
 static const struct cwsd_method *find_method(const char *name)
 {
@@ -68,11 +57,6 @@ void cwsd_dispatch(struct cwsd_client *c, const struct cws_rpc_msg *msg)
         return;
     }
     const struct cwsd_method *m = find_method(msg->method);
-    if (!m && not_implemented_yet(msg->method)) {
-        cwsd_call_failf(call, CWS_E_UNIMPLEMENTED, "%s is not implemented by this cwsandboxd yet",
-                        msg->method);
-        return;
-    }
     if (!m) {
         cwsd_call_failf(call, CWS_E_UNIMPLEMENTED, "unknown method '%s'", msg->method);
         return;

@@ -25,13 +25,6 @@
 #define RESTART_MAX_MS 5000
 #define STOP_WAIT_MS   5000
 
-int64_t cwsd_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* cwsandbox-local: configured, else next to this binary, else on PATH. Caller frees. */
 static char *find_local_binary(const struct cwsd *d)
 {

@@ -10,6 +10,10 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "logind.h"
+#include "recovery.h"
+#include "registry.h"
+#include "session.h"
 #include "paths.h"
 #include "reaper.h"
 #include "sandbox_table.h"
@@ -158,6 +162,16 @@ static void on_sighup(evutil_socket_t sig, short what, void *ud)
     cws_log(CWS_LOG_INFO, "SIGHUP: credentials reloaded (%s from %s)", c.strategy, c.source);
 }
 
+static size_t n_sessions(const struct cwsd *d)
+{
+#ifdef CWSD_HAVE_BACKEND
+    return cwsd_session_count(d);
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 /* STATUS= for systemctl status, and WATCHDOG=1 when the service asks for a watchdog: the
  * timer runs on the loop, so a stuck loop stops the pings and systemd restarts us. */
 static void on_heartbeat(evutil_socket_t fd, short what, void *ud)
@@ -165,8 +179,9 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *ud)
     struct cwsd *d = ud;
     (void)fd;
     (void)what;
-    sd_notifyf(0, "WATCHDOG=1\nSTATUS=%zu clients, %zu sandboxes, %llu calls in flight",
-               d->n_clients, d->n_sandboxes, (unsigned long long)d->calls_in_flight);
+    sd_notifyf(0,
+               "WATCHDOG=1\nSTATUS=%zu clients, %zu sessions, %zu sandboxes, %llu calls in flight",
+               d->n_clients, n_sessions(d), d->n_sandboxes, (unsigned long long)d->calls_in_flight);
 }
 
 static struct event *start_heartbeat(struct cwsd *d)
@@ -181,6 +196,20 @@ static struct event *start_heartbeat(struct cwsd *d)
         event_add(ev, &tv);
     return ev;
 }
+
+#ifdef CWSD_HAVE_BACKEND
+/* The registry is replayed before the first client is served, then the backend's listing
+ * confirms it (asynchronously). Without a usable state directory nothing persists. */
+static void start_persistence(struct cwsd *d)
+{
+    struct cws_error err;
+    cwsd_owner_tag_init(d);
+    if (cwsd_registry_open(d, &err) < 0)
+        cws_log(CWS_LOG_ERROR, "no registry: %s; sandboxes will not be recovered after a crash",
+                err.message);
+    cwsd_recover_start(d);
+}
+#endif
 
 static int serve(struct cwsd *d)
 {
@@ -220,10 +249,15 @@ static void shutdown_daemon(struct cwsd *d)
     }
     cwsd_listen_close(d);
 #ifdef CWSD_HAVE_BACKEND
+    cwsd_logind_stop();
     cwsd_watch_shutdown(d);
 #endif
     cwsd_backend_stop(d);
 #ifdef CWSD_HAVE_BACKEND
+    cwsd_recover_stop(d);
+    cwsd_registry_close(d);
+    cwsd_sessions_free(d);
+    cwsd_pending_free_all(d);
     cwsd_sandbox_table_free(d);
 #endif
     cwsd_credentials_clear(&d->creds);
@@ -256,6 +290,10 @@ int main(int argc, char **argv)
         cws_log(CWS_LOG_ERROR, "%s", err.message);
         fprintf(stderr, "cwsandboxd: %s\n", err.message);
     } else {
+#ifdef CWSD_HAVE_BACKEND
+        start_persistence(&d);
+        cwsd_logind_start(&d);
+#endif
         status = serve(&d);
     }
     shutdown_daemon(&d);

@@ -1,8 +1,10 @@
 /* hello (the handshake) and daemon.status. */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "session.h"
 #include "rpc_encode.h"
 #include "rpc_params.h"
 #include "reaper.h"
@@ -48,6 +50,22 @@ static int pack_hello(msgpack_packer *pk, void *ud)
     return 0;
 }
 
+#ifdef CWSD_HAVE_BACKEND
+/* hello {session}: the client works in that session from now on (CWSANDBOX_SESSION). */
+static int join_session(struct cwsd_client *c, const msgpack_object *params, struct cws_error *err)
+{
+    char *name = NULL;
+    struct cwsd_session *s;
+    int r = cws_rpc_param_str(params, "session", &name, err);
+    if (r == 1 && !cwsd_session_name_valid(name, "session", err))
+        r = -CWS_E_INVALID_ARGUMENT;
+    if (r == 1 && (r = cwsd_session_get_or_new(c->d, name, &s, err)) == 0)
+        r = cwsd_session_attach(c, s, err);
+    free(name);
+    return r < 0 ? r : 0;
+}
+#endif
+
 void cwsd_method_hello(struct cwsd_call *call, const msgpack_object *params)
 {
     struct cwsd_client *c = call->client;
@@ -73,6 +91,12 @@ void cwsd_method_hello(struct cwsd_call *call, const msgpack_object *params)
         memcpy(c->name, name, n);
         c->name[n] = '\0';
     }
+#ifdef CWSD_HAVE_BACKEND
+    if (join_session(c, params, &err) < 0) {
+        cwsd_call_fail(call, &err);
+        return;
+    }
+#endif
     c->hello_done = true;
     cwsd_call_reply(call, pack_hello, c->d);
 }
@@ -85,7 +109,11 @@ static int pack_status(msgpack_packer *pk, void *ud)
     PACK(cws_rpc_pack_kv_int(pk, "pid", getpid()));
     PACK(cws_rpc_pack_kv_int(pk, "uptime_ms", cwsd_monotonic_ms() - d->started_ms));
     PACK(cws_rpc_pack_kv_uint(pk, "clients", d->n_clients));
+#ifdef CWSD_HAVE_BACKEND
+    PACK(cws_rpc_pack_kv_uint(pk, "sessions", cwsd_session_count(d)));
+#else
     PACK(cws_rpc_pack_kv_uint(pk, "sessions", 0));
+#endif
 #ifdef CWSD_HAVE_BACKEND
     PACK(cws_rpc_pack_kv_uint(pk, "sandboxes", cwsd_sandbox_count(d)));
     PACK(cws_rpc_pack_kv_uint(pk, "watched", cwsd_watch_count(d)));

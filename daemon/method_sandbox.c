@@ -9,10 +9,14 @@
 #include "backend_rpc.h"
 #include "daemon.h"
 #include "log.h"
+#include "reaper.h"
+#include "recovery.h"
+#include "registry.h"
 #include "rpc_encode.h"
 #include "rpc_params.h"
 #include "sandbox_config.h"
 #include "sandbox_table.h"
+#include "session.h"
 #include "watch.h"
 
 #define DEFAULT_TIMEOUT_MS 300000
@@ -34,10 +38,8 @@ struct op {
     int64_t timeout_ms;
     int64_t grace_s;
     bool missing_ok;
-    /* sandbox.create */
-    const char *owner;
-    char *session;
-    uint64_t client_id;
+    /* sandbox.create: persisted, owned by the daemon's pending list */
+    struct cwsd_pending *pending;
     /* sandbox.list */
     Coreweave__Sandbox__V1__ListSandboxesRequest list_req;
     struct cwsd_arena arena;
@@ -58,7 +60,6 @@ static void op_free(struct op *op)
     free(op->page_lens);
     free(op->token);
     free(op->id);
-    free(op->session);
     free(op);
 }
 
@@ -123,7 +124,7 @@ static int pack_info(msgpack_packer *pk, void *ud)
 {
     struct info_args *a = ud;
     return cwsd_pack_sandbox_info(pk, a->sb, a->entry ? a->entry->session : NULL,
-                                  a->entry ? a->entry->owner : NULL);
+                                  a->entry ? cwsd_owner_name(a->entry->owner) : NULL);
 }
 
 static void op_reply_info(struct op *op, const Sandbox *sb)
@@ -226,75 +227,211 @@ static void op_wait(struct op *op, const char *id, enum cwsd_wait_until until, i
 /* ---- sandbox.create ---- */
 
 /* Remember who owns a new sandbox, for cleanup when its owner goes away. */
-static void track_created(struct op *op, const char *id)
+static struct cwsd_sandbox *track_created(struct cwsd *d, const struct cwsd_pending *p,
+                                          const char *id)
 {
-    struct cwsd_sandbox *e = cwsd_sandbox_track(op->d, id);
+    struct cwsd_sandbox *e = cwsd_sandbox_track(d, id);
+    if (!e)
+        return NULL;
+    char *session = p->session ? strdup(p->session) : NULL;
+    if (p->session && !session)
+        return e; /* out of memory: it keeps what it had */
+    free(e->session);
+    e->session = session;
+    e->owner = p->owner;
+    e->client_id = p->client_id;
+    e->client_pid = p->client_pid;
+    return e;
+}
+
+/* Errors after which the backend may still have made the sandbox: the create stays pending
+ * and is sent again (same request_id) later. */
+static bool outcome_unknown(const struct cws_error *err)
+{
+    return err->code == CWS_E_UNAVAILABLE || err->code == CWS_E_DEADLINE_EXCEEDED ||
+           err->code == CWS_E_CANCELLED || err->code == CWS_E_UNKNOWN ||
+           err->code == CWS_E_INTERNAL;
+}
+
+void cwsd_create_finished(struct cwsd *d, struct cwsd_pending *p, const Sandbox *sb,
+                          const struct cws_error *err)
+{
+    p->sending = false;
+    if (err) {
+        if (!outcome_unknown(err))
+            cwsd_registry_note_create_failed(d, p);
+        else
+            cwsd_recover_later(d);
+        return;
+    }
+    struct cwsd_sandbox *e = track_created(d, p, sb->sandbox_id);
+    cwsd_sandbox_remember(d, sb);
+    cwsd_log_about(CWS_LOG_INFO, sb->sandbox_id, p->session, p->client_pid,
+                   "created sandbox %s (owner %s)", sb->sandbox_id, cwsd_owner_name(p->owner));
     if (!e)
         return;
-    free(e->owner);
-    free(e->session);
-    e->owner = strdup(op->owner);
-    e->session = op->session ? strdup(op->session) : NULL;
-    e->client_id = op->client_id;
+    cwsd_registry_note_created(d, p, e);
+    /* Its client (or session) went away while it was made: it is an orphan already. */
+    if (cwsd_reaper_unowned(d, e))
+        cwsd_reaper_orphan(d, e);
 }
 
 static void on_created(void *ud, const ProtobufCMessage *resp, const struct cws_error *err)
 {
     struct op *op = ud;
     const Sandbox *sb = (const Sandbox *)resp;
+    struct cws_error bad;
+    struct cwsd_pending *p = op->pending;
+    op->pending = NULL;
+    if (!err && !sb->sandbox_id[0]) {
+        cws_error_set(&bad, CWS_E_PROTOCOL, "the backend created a sandbox without an id");
+        err = &bad;
+    }
+    /* Whoever asked may be gone: what was made is tracked all the same. */
+    cwsd_create_finished(op->d, p, sb, err);
     if (!op_back(op))
         return;
-    if (err) {
+    if (err)
         op_fail(op, err);
-        return;
-    }
-    if (!sb->sandbox_id[0]) {
-        op_failf(op, CWS_E_PROTOCOL, "the backend created a sandbox without an id");
-        return;
-    }
-    track_created(op, sb->sandbox_id);
-    cwsd_sandbox_remember(op->d, sb);
-    cws_log(CWS_LOG_INFO, "created sandbox %s (owner %s)", sb->sandbox_id, op->owner);
-    if (op->wait)
+    else if (op->wait)
         op_wait(op, sb->sandbox_id, CWSD_UNTIL_RUNNING, op->timeout_ms);
     else
         op_reply_info(op, sb);
 }
 
-void cwsd_method_sandbox_create(struct cwsd_call *call, const msgpack_object *params)
+/* The session a create goes to: params.session, else the client's; opened when missing and
+ * joined by the client. NULL with no error for none. */
+static int create_session(struct cwsd_call *call, const char *name, struct cwsd_session **ret,
+                          struct cws_error *err)
+{
+    struct cwsd_client *c = call->client;
+    *ret = NULL;
+    if (!name)
+        name = c->session;
+    if (!name)
+        return 0;
+    if (!cwsd_session_name_valid(name, "session", err))
+        return -CWS_E_INVALID_ARGUMENT;
+    int r = cwsd_session_get_or_new(c->d, name, ret, err);
+    return r < 0 ? r : cwsd_session_attach(c, *ret, err);
+}
+
+/* The daemon's own tags: the owner tag always, the session's, and one for detached ones (so
+ * that a daemon that lost its registry still knows them). */
+static void daemon_tags(const struct cwsd *d, const struct cwsd_session *s, enum cwsd_owner owner,
+                        char session_tag[CWSD_TAG_MAX], const char *tags[4])
+{
+    size_t n = 0;
+    tags[n++] = d->owner_tag;
+    if (s) {
+        cwsd_session_tag(s->name, session_tag);
+        tags[n++] = session_tag;
+    }
+    if (owner == CWSD_OWNER_DETACHED)
+        tags[n++] = CWSD_TAG_DETACHED;
+    tags[n] = NULL;
+}
+
+/* The pending record of a create, with its request packed to send again after a crash. */
+static struct cwsd_pending *pending_new(struct cwsd_call *call, const struct cwsd_session *s,
+                                        enum cwsd_owner owner,
+                                        const Coreweave__Sandbox__V1__CreateSandboxRequest *req)
+{
+    struct cwsd_pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->owner = owner;
+    p->client_id = call->client->id;
+    p->client_pid = call->client->pid;
+    p->request_len = coreweave__sandbox__v1__create_sandbox_request__get_packed_size(req);
+    if (!(p->request_id = strdup(req->request_id)) || (s && !(p->session = strdup(s->name))) ||
+        !(p->request = malloc(p->request_len ? p->request_len : 1))) {
+        cwsd_pending_free(p);
+        return NULL;
+    }
+    coreweave__sandbox__v1__create_sandbox_request__pack(req, p->request);
+    return p;
+}
+
+struct create_args {
+    int wait, owner;
+    char *session, *request_id;
+};
+
+static int create_params(const msgpack_object *params, struct op *op, struct create_args *a,
+                         struct cws_error *err)
 {
     static const char *const waits[] = {"none", "running", NULL};
     static const char *const owners[] = {"client", "session", "detached", NULL};
+    a->owner = -1;
+    if (cws_rpc_param_enum(params, "wait", waits, &a->wait, err) < 0 ||
+        cws_rpc_param_enum(params, "owner", owners, &a->owner, err) < 0 ||
+        cws_rpc_param_str(params, "session", &a->session, err) < 0 ||
+        cws_rpc_param_str(params, "request_id", &a->request_id, err) < 0 ||
+        get_timeout(params, &op->timeout_ms, err) < 0)
+        return -CWS_E_INVALID_ARGUMENT;
+    if (a->request_id && (!a->request_id[0] || strlen(a->request_id) > 128))
+        return cws_error_set(err, CWS_E_INVALID_ARGUMENT, "request_id must be 1-128 characters");
+    return 0;
+}
+
+void cwsd_method_sandbox_create(struct cwsd_call *call, const msgpack_object *params)
+{
     struct cws_error err;
-    char rid[40];
-    char *request_id = NULL, *session = NULL;
-    int wait = 0, owner = -1;
+    struct create_args a = {0};
+    struct cwsd_session *s = NULL;
+    char rid[40], session_tag[CWSD_TAG_MAX];
+    const char *tags[4];
+    msgpack_zone zone;
+    msgpack_object merged;
     Coreweave__Sandbox__V1__CreateSandboxRequest *req = NULL;
     struct op *op = op_new(call);
     if (!op)
         return;
-    if (cws_rpc_param_enum(params, "wait", waits, &wait, &err) < 0 ||
-        cws_rpc_param_enum(params, "owner", owners, &owner, &err) < 0 ||
-        cws_rpc_param_str(params, "session", &session, &err) < 0 ||
-        cws_rpc_param_str(params, "request_id", &request_id, &err) < 0 ||
-        get_timeout(params, &op->timeout_ms, &err) < 0)
+    msgpack_zone_init(&zone, 4096);
+    if (create_params(params, op, &a, &err) < 0 || create_session(call, a.session, &s, &err) < 0)
         goto fail;
+    enum cwsd_owner owner = a.owner >= 0 ? (enum cwsd_owner)a.owner
+                            : s          ? CWSD_OWNER_SESSION
+                                         : CWSD_OWNER_CLIENT;
+    if (owner == CWSD_OWNER_SESSION && !s) {
+        cws_error_set(&err, CWS_E_INVALID_ARGUMENT, "owner session needs a session");
+        goto fail;
+    }
     make_request_id(rid, sizeof(rid));
-    if (cwsd_build_create_request(params, request_id ? request_id : rid, NULL, &op->arena, &req,
-                                  &err) < 0)
+    daemon_tags(op->d, s, owner, session_tag, tags);
+    if ((s && cwsd_session_merge_params(s, params, &zone, &merged, &err) < 0) ||
+        cwsd_build_create_request(s ? &merged : params, a.request_id ? a.request_id : rid, tags,
+                                  &op->arena, &req, &err) < 0)
         goto fail;
-    op->wait = wait == 1;
-    op->owner = owner >= 0 ? owners[owner] : (session ? "session" : "client");
-    op->session = session;
-    op->client_id = call->client->id;
-    free(request_id);
-    op_rpc(op, "CreateSandbox", &req->base, &coreweave__sandbox__v1__sandbox__descriptor,
-           op->timeout_ms, on_created);
-    return;
+    if (!(op->pending = pending_new(call, s, owner, req))) {
+        cws_error_set(&err, CWS_E_NOMEM, NULL);
+        goto fail;
+    }
+    /* On disk before it is sent: a crash from here on is finished by the next start. */
+    if (cwsd_registry_note_create(op->d, op->pending, &err) < 0) {
+        cwsd_pending_free(op->pending);
+        op->pending = NULL;
+        goto fail;
+    }
+    op->wait = a.wait == 1;
+    op->pending->sending = true;
+    op->rpcs++;
+    if (cwsd_rpc_unary(op->d, "CreateSandbox", &req->base,
+                       &coreweave__sandbox__v1__sandbox__descriptor, op->timeout_ms, on_created, op,
+                       &err) < 0) {
+        op->rpcs--;
+        cwsd_registry_note_create_failed(op->d, op->pending); /* it was never sent */
+        op->pending = NULL;
+        goto fail;
+    }
+    goto done;
 fail:
-    free(request_id);
-    free(session);
     op_fail(op, &err);
+done:
+    msgpack_zone_destroy(&zone);
+    free(a.request_id);
+    free(a.session);
 }
 
 /* ---- sandbox.get ---- */
@@ -632,6 +769,34 @@ static int copy_strv(struct op *op, const msgpack_object *params, const char *ke
     return 1;
 }
 
+/* list {session}: the session's tag and this daemon's owner tag join the tag filter. */
+static int add_session_filter(struct op *op, const msgpack_object *params, struct cws_error *err)
+{
+    Coreweave__Sandbox__V1__ListSandboxesRequest *req = &op->list_req;
+    char *session = NULL, tag[CWSD_TAG_MAX];
+    int r = cws_rpc_param_str(params, "session", &session, err);
+    if (r <= 0)
+        return r;
+    if (!cwsd_session_name_valid(session, "session", err)) {
+        free(session);
+        return -CWS_E_INVALID_ARGUMENT;
+    }
+    cwsd_session_tag(session, tag);
+    free(session);
+    char **tags = cwsd_arena_alloc(&op->arena, (req->n_tags + 3) * sizeof(*tags));
+    if (!tags)
+        return cws_error_set(err, CWS_E_NOMEM, NULL);
+    for (size_t i = 0; i < req->n_tags; i++)
+        tags[i] = req->tags[i];
+    tags[req->n_tags] = cwsd_arena_strdup(&op->arena, tag);
+    tags[req->n_tags + 1] = op->d->owner_tag;
+    if (!tags[req->n_tags])
+        return cws_error_set(err, CWS_E_NOMEM, NULL);
+    req->tags = tags;
+    req->n_tags += 2;
+    return 0;
+}
+
 void cwsd_method_sandbox_list(struct cwsd_call *call, const msgpack_object *params)
 {
     struct cws_error err;
@@ -650,6 +815,11 @@ void cwsd_method_sandbox_list(struct cwsd_call *call, const msgpack_object *para
         return;
     }
     req->show_terminated = show_terminated;
+    if (add_session_filter(op, params, &err) < 0) {
+        free(state);
+        op_fail(op, &err);
+        return;
+    }
     if (state && parse_state(state, &req->state) < 0) {
         op_failf(op, CWS_E_INVALID_ARGUMENT,
                  "state must be one of creating, pending, running, paused, terminating, "

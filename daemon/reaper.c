@@ -14,6 +14,7 @@
 #include "rpc_encode.h"
 #include "reaper.h"
 #include "sandbox_table.h"
+#include "session.h"
 #include "watch.h"
 
 /* A short grace: the owner is gone, nobody waits for a clean exit. */
@@ -24,7 +25,7 @@
 struct cwsd_orphan {
     struct cwsd *d;
     char *id;
-    uint64_t client_id;
+    char *why;
     struct event *timer;
     struct cwsd_orphan *next;
 };
@@ -42,57 +43,87 @@ static size_t report_len, report_next;
 static int stops_in_flight;
 static struct event_base *cleanup_base; /* set while cwsd_reaper_stop_all() waits */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void remember(const char *id, const char *why)
 {
     struct reap_record *r = &report[report_next];
     snprintf(r->id, sizeof(r->id), "%s", id);
     snprintf(r->why, sizeof(r->why), "%s", why);
-    r->reaped_ms = wall_ms();
+    r->reaped_ms = cwsd_wall_ms();
     report_next = (report_next + 1) % REPORT_MAX;
     if (report_len < REPORT_MAX)
         report_len++;
 }
 
-static void on_stopped(void *ud, const ProtobufCMessage *resp, const struct cws_error *err)
+struct reap {
+    struct cwsd *d;
+    char *id;
+};
+
+static void reap_done(struct reap *r)
 {
-    char *id = ud;
-    (void)resp;
+    free(r->id);
+    free(r);
     stops_in_flight--;
-    if (err && err->code != CWS_E_NOT_FOUND)
-        cws_log(CWS_LOG_WARN, "cannot stop sandbox %s: %s", id, err->message);
-    free(id);
     if (cleanup_base && stops_in_flight == 0)
         event_base_loopbreak(cleanup_base);
 }
 
-/* Send the stop; the answer is only logged. */
+static void on_ended(void *ud, const Coreweave__Sandbox__V1__Sandbox *sb,
+                     const struct cws_error *err)
+{
+    struct reap *r = ud;
+    if (err)
+        cwsd_log_about(CWS_LOG_WARN, r->id, NULL, 0, "sandbox %s did not end: %s", r->id,
+                       err->message);
+    else if (sb)
+        cwsd_sandbox_forget(r->d, r->id);
+    reap_done(r);
+}
+
+/* The stop was accepted: it counts as done once the sandbox has ended, so that the daemon
+ * exits (at logout) only when nothing it owned still runs. */
+static void on_stopped(void *ud, const ProtobufCMessage *resp, const struct cws_error *err)
+{
+    struct reap *r = ud;
+    struct cws_error werr;
+    (void)resp;
+    if (err && err->code != CWS_E_NOT_FOUND)
+        cwsd_log_about(CWS_LOG_WARN, r->id, NULL, 0, "cannot stop sandbox %s: %s", r->id,
+                       err->message);
+    if (err) {
+        reap_done(r);
+        return;
+    }
+    if (!cwsd_wait(r->d, r->id, CWSD_UNTIL_TERMINAL, REAP_GRACE_S * 1000 + REAP_CALL_MS, on_ended,
+                   r, &werr))
+        reap_done(r);
+}
+
+/* Send the stop; failures are only logged. */
 static void stop_sandbox(struct cwsd *d, const char *id, const char *why)
 {
     Coreweave__Sandbox__V1__DeleteSandboxRequest req =
         COREWEAVE__SANDBOX__V1__DELETE_SANDBOX_REQUEST__INIT;
     struct cws_error err;
-    char *copy = strdup(id);
-    if (!copy)
+    struct reap *r = calloc(1, sizeof(*r));
+    if (!r || !(r->id = strdup(id))) {
+        free(r);
         return;
-    req.sandbox_id = copy;
+    }
+    r->d = d;
+    req.sandbox_id = r->id;
     req.grace_period_seconds = REAP_GRACE_S;
     req.allow_missing = true;
-    cws_log(CWS_LOG_INFO, "stopping sandbox %s: %s", id, why);
+    struct cwsd_sandbox *e = cwsd_sandbox_find(d, id);
+    cwsd_log_about(CWS_LOG_INFO, id, e ? e->session : NULL, e ? e->client_pid : 0,
+                   "stopping sandbox %s: %s", id, why);
     remember(id, why);
     stops_in_flight++;
     if (cwsd_rpc_unary(d, "DeleteSandbox", &req.base,
                        &coreweave__sandbox__v1__delete_sandbox_response__descriptor, REAP_CALL_MS,
-                       on_stopped, copy, &err) < 0) {
-        stops_in_flight--;
-        cws_log(CWS_LOG_WARN, "cannot stop sandbox %s: %s", id, err.message);
-        free(copy);
+                       on_stopped, r, &err) < 0) {
+        cwsd_log_about(CWS_LOG_WARN, id, NULL, 0, "cannot stop sandbox %s: %s", id, err.message);
+        reap_done(r);
     }
 }
 
@@ -107,7 +138,27 @@ static void orphan_free(struct cwsd_orphan *o)
     if (o->timer)
         event_free(o->timer);
     free(o->id);
+    free(o->why);
     free(o);
+}
+
+bool cwsd_reaper_unowned(struct cwsd *d, const struct cwsd_sandbox *e)
+{
+    switch (e->owner) {
+    case CWSD_OWNER_CLIENT:
+        return !cwsd_client_by_id(d, e->client_id);
+    case CWSD_OWNER_SESSION:
+        return !e->session || !cwsd_session_find(d, e->session);
+    default:
+        return false;
+    }
+}
+
+static const char *orphan_reason(const struct cwsd_sandbox *e)
+{
+    if (e->owner == CWSD_OWNER_SESSION)
+        return "its session is gone";
+    return e->client_id ? "its client went away" : "its client is gone (daemon restarted)";
 }
 
 /* The grace passed: stop it unless someone adopted it meanwhile (checked again now). */
@@ -117,48 +168,52 @@ static void on_grace_over(evutil_socket_t fd, short what, void *ud)
     (void)fd;
     (void)what;
     struct cwsd_sandbox *e = cwsd_sandbox_find(o->d, o->id);
-    if (e && e->owner && strcmp(e->owner, "client") == 0 && e->client_id == o->client_id)
-        stop_sandbox(o->d, o->id, "its client went away");
+    if (e && cwsd_reaper_unowned(o->d, e) && !cwsd_sandbox_known_terminal(e))
+        stop_sandbox(o->d, o->id, o->why);
     orphan_free(o);
 }
 
-static bool known_terminal(const struct cwsd_sandbox *e)
+static bool orphan_pending(const char *id)
 {
-    Coreweave__Sandbox__V1__Sandbox *sb = cwsd_sandbox_cached(e);
-    bool terminal = sb && sb->status && cwsd_state_is_terminal(sb->status->state);
-    if (sb)
-        coreweave__sandbox__v1__sandbox__free_unpacked(sb, NULL);
-    return terminal;
+    for (struct cwsd_orphan *o = orphans; o; o = o->next)
+        if (strcmp(o->id, id) == 0)
+            return true;
+    return false;
+}
+
+void cwsd_reaper_orphan(struct cwsd *d, const struct cwsd_sandbox *e)
+{
+    if (d->stopping || orphan_pending(e->id) || cwsd_sandbox_known_terminal(e))
+        return;
+    const char *why = orphan_reason(e);
+    struct cwsd_orphan *o = calloc(1, sizeof(*o));
+    if (!o || !(o->id = strdup(e->id)) || !(o->why = strdup(why))) {
+        if (o)
+            free(o->id);
+        free(o);
+        stop_sandbox(d, e->id, why);
+        return;
+    }
+    o->d = d;
+    o->timer = evtimer_new(d->base, on_grace_over, o);
+    struct timeval tv = {d->cfg.orphan_grace_s, 0};
+    o->next = orphans;
+    orphans = o;
+    if (!o->timer || evtimer_add(o->timer, &tv) < 0) {
+        stop_sandbox(d, e->id, why);
+        orphan_free(o);
+        return;
+    }
+    cwsd_log_about(CWS_LOG_INFO, e->id, e->session, e->client_pid,
+                   "sandbox %s is an orphan (%s): stopped in %lld s unless adopted", e->id, why,
+                   (long long)d->cfg.orphan_grace_s);
 }
 
 void cwsd_reaper_client_gone(struct cwsd *d, uint64_t client_id)
 {
-    if (d->stopping)
-        return; /* cwsd_reaper_stop_all() has stopped everything already */
-    for (struct cwsd_sandbox *e = d->sandboxes; e; e = e->next) {
-        if (!e->owner || strcmp(e->owner, "client") != 0 || e->client_id != client_id ||
-            known_terminal(e))
-            continue;
-        struct cwsd_orphan *o = calloc(1, sizeof(*o));
-        if (!o || !(o->id = strdup(e->id))) {
-            free(o);
-            stop_sandbox(d, e->id, "its client went away (no memory to wait)");
-            continue;
-        }
-        o->d = d;
-        o->client_id = client_id;
-        o->timer = evtimer_new(d->base, on_grace_over, o);
-        struct timeval tv = {d->cfg.orphan_grace_s, 0};
-        o->next = orphans;
-        orphans = o;
-        if (!o->timer || evtimer_add(o->timer, &tv) < 0) {
-            stop_sandbox(d, e->id, "its client went away");
-            orphan_free(o);
-            continue;
-        }
-        cws_log(CWS_LOG_DEBUG, "sandbox %s is an orphan: stopped in %lld s unless adopted", e->id,
-                (long long)d->cfg.orphan_grace_s);
-    }
+    for (struct cwsd_sandbox *e = d->sandboxes; e; e = e->next)
+        if (e->owner == CWSD_OWNER_CLIENT && e->client_id == client_id)
+            cwsd_reaper_orphan(d, e);
 }
 
 size_t cwsd_reaper_pending(void)
@@ -198,10 +253,13 @@ static void stop_owned(struct cwsd *d, const char *why)
     while (orphans)
         orphan_free(orphans);
     for (struct cwsd_sandbox *e = d->sandboxes; e; e = e->next) {
-        if (!e->owner || strcmp(e->owner, "detached") == 0 || known_terminal(e))
+        if (e->owner == CWSD_OWNER_DETACHED || cwsd_sandbox_known_terminal(e))
             continue;
         stop_sandbox(d, e->id, why);
     }
+    /* Their sandboxes are being stopped: the sessions end with them. */
+    while (d->sessions)
+        cwsd_session_remove(d->sessions);
 }
 
 void cwsd_reaper_logout(struct cwsd *d)

@@ -3,11 +3,19 @@
 #define CWSD_REAPER_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct cwsd;
 
+struct cwsd_sandbox;
+
+/* Whether no live owner holds e: its client is gone, or its session is. */
+bool cwsd_reaper_unowned(struct cwsd *d, const struct cwsd_sandbox *e);
+/* e has no live owner: stop it after orphan_grace_s unless it is adopted meanwhile (checked
+ * again when the grace ends). Idempotent. */
+void cwsd_reaper_orphan(struct cwsd *d, const struct cwsd_sandbox *e);
 /* A client went away: its `client` sandboxes are stopped after orphan_grace_s unless they are
  * adopted (or their owner changes) meanwhile. */
 void cwsd_reaper_client_gone(struct cwsd *d, uint64_t client_id);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,11 @@ int th_daemon_start(struct th_daemon *d, const char *const *extra_env, int timeo
     if (!mkdtemp(d->root))
         return -1;
     snprintf(d->socket, sizeof(d->socket), "%s/run/cwsandbox/cwsandboxd.sock", d->root);
+    return launch(d, extra_env, timeout_ms);
+}
+
+int th_daemon_relaunch(struct th_daemon *d, const char *const *extra_env, int timeout_ms)
+{
     return launch(d, extra_env, timeout_ms);
 }
 
@@ -383,4 +389,142 @@ int64_t th_int(const msgpack_object *map, const char *key, int64_t def)
     if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return v->via.i64;
     return def;
+}
+
+/* ---- params written as JSON ---- */
+
+struct json_in {
+    const char *p;
+    bool bad;
+};
+
+static void json_skip(struct json_in *in)
+{
+    while (*in->p == ' ' || *in->p == '\n' || *in->p == '\t')
+        in->p++;
+}
+
+static void json_value(struct json_in *in, msgpack_packer *pk);
+
+static void json_string(struct json_in *in, msgpack_packer *pk)
+{
+    char buf[4096];
+    size_t n = 0;
+    in->p++; /* the opening quote */
+    while (*in->p && *in->p != '"' && n < sizeof(buf)) {
+        if (*in->p == '\\' && in->p[1])
+            in->p++;
+        buf[n++] = *in->p++;
+    }
+    if (*in->p != '"') {
+        in->bad = true;
+        return;
+    }
+    in->p++;
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, buf, n);
+}
+
+/* Elements of an object (pairs) or an array, counted first so the header can be packed. */
+static void json_container(struct json_in *in, msgpack_packer *pk, bool object)
+{
+    char close = object ? '}' : ']';
+    msgpack_sbuffer sb;
+    msgpack_packer inner;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&inner, &sb, msgpack_sbuffer_write);
+    uint32_t n = 0;
+    in->p++;
+    json_skip(in);
+    while (!in->bad && *in->p && *in->p != close) {
+        if (object) {
+            json_skip(in);
+            if (*in->p != '"') {
+                in->bad = true;
+                break;
+            }
+            json_string(in, &inner);
+            json_skip(in);
+            if (*in->p++ != ':') {
+                in->bad = true;
+                break;
+            }
+        }
+        json_value(in, &inner);
+        n++;
+        json_skip(in);
+        if (*in->p == ',')
+            in->p++;
+        json_skip(in);
+    }
+    if (*in->p != close)
+        in->bad = true;
+    else
+        in->p++;
+    if (object)
+        msgpack_pack_map(pk, n);
+    else
+        msgpack_pack_array(pk, n);
+    pk->callback(pk->data, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void json_value(struct json_in *in, msgpack_packer *pk)
+{
+    json_skip(in);
+    char *end;
+    if (*in->p == '{' || *in->p == '[') {
+        json_container(in, pk, *in->p == '{');
+    } else if (*in->p == '"') {
+        json_string(in, pk);
+    } else if (strncmp(in->p, "true", 4) == 0 || strncmp(in->p, "false", 5) == 0) {
+        bool t = *in->p == 't';
+        t ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        in->p += t ? 4 : 5;
+    } else if (strncmp(in->p, "null", 4) == 0) {
+        msgpack_pack_nil(pk);
+        in->p += 4;
+    } else {
+        double v = strtod(in->p, &end);
+        if (end == in->p) {
+            in->bad = true;
+            return;
+        }
+        if (v == (double)(int64_t)v && !memchr(in->p, '.', (size_t)(end - in->p)))
+            msgpack_pack_int64(pk, (int64_t)v);
+        else
+            msgpack_pack_double(pk, v);
+        in->p = end;
+    }
+}
+
+static void pack_json(msgpack_packer *pk, void *ud)
+{
+    struct json_in in = {ud, false};
+    json_value(&in, pk);
+    if (in.bad) {
+        fprintf(stderr, "harness: bad JSON params: %s\n", (const char *)ud);
+        abort();
+    }
+}
+
+struct cws_rpc_msg *th_call_json(struct th_conn *c, int timeout_ms, const char *method,
+                                 const char *fmt, ...)
+{
+    char json[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(json, sizeof(json), fmt, ap);
+    va_end(ap);
+    return th_call(c, method, json[0] ? pack_json : NULL, json, timeout_ms);
+}
+
+uint32_t th_request_json(struct th_conn *c, const char *method, const char *fmt, ...)
+{
+    char json[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(json, sizeof(json), fmt, ap);
+    va_end(ap);
+    return th_request(c, method, json[0] ? pack_json : NULL, json);
 }

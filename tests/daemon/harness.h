@@ -29,6 +29,9 @@ int th_daemon_stop(struct th_daemon *d, int timeout_ms);
  * status, or -1. The temporary tree stays. */
 int th_daemon_signal_wait(struct th_daemon *d, int sig, int timeout_ms);
 
+/* Start the daemon again on its tree after it exited or was killed (same state, socket). */
+int th_daemon_relaunch(struct th_daemon *d, const char *const *extra_env, int timeout_ms);
+
 /* SIGTERM the daemon and start it again on the same tree (same state, same socket). */
 int th_daemon_restart(struct th_daemon *d, const char *const *extra_env, int timeout_ms);
 
@@ -61,6 +64,14 @@ struct cws_rpc_msg *th_next(struct th_conn *c, int timeout_ms, bool *ret_eof);
 /* Send a request and wait for its response (notifications before it are dropped). */
 struct cws_rpc_msg *th_call(struct th_conn *c, const char *method, th_params_fn fn, void *ud,
                             int timeout_ms);
+
+/* th_call / th_request with params written as JSON after printf formatting ("" for none):
+ * th_call_json(c, 5000, "sandbox.get", "{\"id\": \"%s\"}", id). Strings, numbers, true,
+ * false, null, objects and arrays; a number without a '.' is an integer. */
+struct cws_rpc_msg *th_call_json(struct th_conn *c, int timeout_ms, const char *method,
+                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+uint32_t th_request_json(struct th_conn *c, const char *method, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* hello with protocol 1; true when answered with a result. */
 bool th_hello(struct th_conn *c);
