@@ -12,6 +12,7 @@ enum { OPT_NO_START = 256 };
 
 #define STOP_POLL_MS           50
 #define DEFAULT_STOP_TIMEOUT_S 60.0
+#define ORPHANS_SHOWN          20 /* in the table; -o json lists all the daemon reports */
 
 /* The options of the three subcommands. */
 struct daemon_args {
@@ -101,8 +102,49 @@ static void status_json(const struct cws_daemon_status *st, const struct cws_dae
     cli_json_key(&j, "source");
     cli_json_string(&j, st->auth.source);
     cli_json_end_object(&j);
+    cli_json_key(&j, "orphans_pending");
+    cli_json_uint(&j, st->orphans_pending);
+    cli_json_key(&j, "orphans");
+    cli_json_begin_array(&j);
+    for (size_t i = 0; i < st->n_orphans; i++) {
+        cli_json_begin_object(&j);
+        cli_json_key(&j, "sandbox_id");
+        cli_json_string(&j, st->orphans[i].sandbox_id);
+        cli_json_key(&j, "reaped_at");
+        cli_json_time(&j, st->orphans[i].reaped_ms);
+        cli_json_key(&j, "reason");
+        cli_json_string(&j, st->orphans[i].why);
+        cli_json_end_object(&j);
+    }
+    cli_json_end_array(&j);
     cli_json_end_object(&j);
     cli_json_finish(&j);
+}
+
+/* The sandboxes the daemon stopped on its own: a summary line, then one line per sandbox,
+ * oldest first, the last ORPHANS_SHOWN of them. */
+static void orphans_table(const struct cws_daemon_status *st)
+{
+    char line[512], when[32];
+    size_t first = st->n_orphans > ORPHANS_SHOWN ? st->n_orphans - ORPHANS_SHOWN : 0;
+    int width = 0;
+    if (st->n_orphans > ORPHANS_SHOWN)
+        snprintf(line, sizeof(line), "%zu stopped (the last %d below), %" PRIu64 " waiting",
+                 st->n_orphans, ORPHANS_SHOWN, st->orphans_pending);
+    else
+        snprintf(line, sizeof(line), "%zu stopped, %" PRIu64 " waiting", st->n_orphans,
+                 st->orphans_pending);
+    cli_kv(stdout, 9, "Orphans", line);
+    for (size_t i = first; i < st->n_orphans; i++) {
+        int n = (int)strlen(st->orphans[i].sandbox_id);
+        width = n > width ? n : width;
+    }
+    for (size_t i = first; i < st->n_orphans; i++) {
+        const struct cws_orphan_info *o = &st->orphans[i];
+        snprintf(line, sizeof(line), "%-*s  stopped %s  %s", width, o->sandbox_id,
+                 cli_format_time(o->reaped_ms, when, sizeof(when)), o->why);
+        cli_kv(stdout, 9, "", line);
+    }
 }
 
 static void status_table(const struct cws_daemon_status *st, const struct cws_daemon_info *d,
@@ -127,6 +169,7 @@ static void status_table(const struct cws_daemon_status *st, const struct cws_da
     cli_kv(stdout, 9, "Sandboxes", line);
     snprintf(line, sizeof(line), "%" PRIu64, st->calls_in_flight);
     cli_kv(stdout, 9, "Calls", line);
+    orphans_table(st);
 }
 
 static int run_status(struct cli *cli, int argc, char **argv)
@@ -218,11 +261,18 @@ static const struct cli_command daemon_status = {
     .name = "status",
     .summary = "Show the daemon's state",
     .usage = "daemon status [-o table|json] [--no-start]",
-    .help = "Options:\n"
+    .help = "Orphans are the sandboxes the daemon stopped on its own: their client went away\n"
+            "(or their session is gone after a restart), or the user logged out. Each comes\n"
+            "with when and why; \"waiting\" counts the orphans whose grace (orphan_grace_s)\n"
+            "has not ended yet.\n"
+            "\n"
+            "Options:\n"
             "  -o, --output FORMAT  table (default) or json: running, daemon, pid, protocol,\n"
             "                       socket, uptime_ms, clients, sessions, sandboxes,\n"
             "                       calls_in_flight, backend {kind, url, configured},\n"
-            "                       auth {strategy, source}\n"
+            "                       auth {strategy, source}, orphans_pending, orphans\n"
+            "                       [{sandbox_id, reaped_at, reason}] (all of them; the\n"
+            "                       table shows the last 20, oldest first)\n"
             "      --no-start       fail instead of starting a daemon when none runs\n"
             "  -h, --help           show this help\n",
     .run = run_status,

@@ -118,7 +118,8 @@ static int run_ls(struct cli *cli, int argc, char **argv)
 const struct cli_command cli_cmd_ls = {
     .name = "ls",
     .summary = "List sandboxes",
-    .usage = "ls [-s STATUS] [-t TAG]... [-T RUNNER_ID]... [-a] [-q] [-o table|json]",
+    .usage = "ls [-s STATUS] [-t TAG]... [-T RUNNER_ID]... [--session NAME] [-a] [-q] "
+             "[-o table|json]",
     .help = "Options:\n"
             "  -s, --status STATUS     only sandboxes in this state: running, creating, pending,\n"
             "                          paused, terminating, completed, failed, terminated\n"

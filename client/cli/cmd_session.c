@@ -198,6 +198,7 @@ static int run_close(struct cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"keep-sandboxes", no_argument, NULL, OPT_KEEP},
+        {"keep", no_argument, NULL, OPT_KEEP},
         CLI_OPT_HELP,
         CLI_OPT_END,
     };
@@ -344,10 +345,13 @@ static const struct cli_command session_close = {
     .name = "close",
     .summary = "Close a session, stopping its sandboxes",
     .usage = "session close [NAME] [--keep-sandboxes]",
-    .help = "NAME defaults to $CWSANDBOX_SESSION.\n"
+    .help = "NAME defaults to $CWSANDBOX_SESSION. Stops every sandbox of the session but\n"
+            "detached ones, waits until each has ended, and reports how many were stopped;\n"
+            "those that could not be stopped are listed with the reason (exit status 1).\n"
             "\n"
             "Options:\n"
-            "      --keep-sandboxes   do not stop its sandboxes\n"
+            "      --keep-sandboxes   do not stop its sandboxes: they stay, detached (also\n"
+            "                         --keep)\n"
             "  -h, --help             show this help\n",
     .run = run_close,
 };

@@ -112,12 +112,15 @@ int cwsc_connect_socket(const struct cwsc_connect_params *p, struct cws_error *e
     return cwsc_autostart(p, err);
 }
 
+/* hello {protocol, client, session?}: with a session (the options or $CWSANDBOX_SESSION) the
+ * connection joins it, opening it when missing, and counts as one of its clients. */
 static int pack_hello(msgpack_packer *pk, const void *ud)
 {
     const cws_client *c = ud;
-    if (msgpack_pack_map(pk, 2) != 0 ||
+    if (msgpack_pack_map(pk, c->session ? 3 : 2) != 0 ||
         cws_rpc_pack_kv_int(pk, "protocol", CWS_PROTOCOL_LEVEL) < 0 ||
-        cws_rpc_pack_kv_cstr(pk, "client", c->name) < 0)
+        cws_rpc_pack_kv_cstr(pk, "client", c->name) < 0 ||
+        (c->session && cws_rpc_pack_kv_cstr(pk, "session", c->session) < 0))
         return -CWS_E_NOMEM;
     return 0;
 }

@@ -82,13 +82,68 @@ const struct cwsc_op_type cwsc_hello_type = {
 struct status_state {
     struct cwsc_hello strings;
     struct cws_daemon_status status;
+    struct cws_orphan_info *orphans; /* owns its strings */
+    size_t n_orphans;
 };
 
 static void free_status(void *state)
 {
     struct status_state *s = state;
     cwsc_hello_clear(&s->strings);
+    for (size_t i = 0; i < s->n_orphans; i++) {
+        free((char *)s->orphans[i].sandbox_id);
+        free((char *)s->orphans[i].why);
+    }
+    free(s->orphans);
     free(s);
+}
+
+/* One entry of `orphans`: {id, reaped_ms, why}, all required. */
+static int parse_orphan(const msgpack_object *o, struct cws_orphan_info *info,
+                        struct cws_error *err)
+{
+    char *id = NULL, *why = NULL;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cws_error_set(err, CWS_E_PROTOCOL, "orphans must be an array of maps");
+    int r = cws_rpc_required(cws_rpc_param_str(o, "id", &id, err), "orphans.id", err);
+    if (r >= 0)
+        r = cws_rpc_required(
+            cws_rpc_param_int(o, "reaped_ms", INT64_MIN, INT64_MAX, &info->reaped_ms, err),
+            "orphans.reaped_ms", err);
+    if (r >= 0)
+        r = cws_rpc_required(cws_rpc_param_str(o, "why", &why, err), "orphans.why", err);
+    if (r < 0) {
+        free(id);
+        free(why);
+        return r;
+    }
+    info->sandbox_id = id;
+    info->why = why;
+    return 0;
+}
+
+/* `orphans` (absent from older daemons: none) and `orphans_pending`. */
+static int parse_orphans(const msgpack_object *result, struct status_state *s,
+                         struct cws_error *err)
+{
+    const msgpack_object *arr = NULL;
+    int r = cwsc_get_uint(result, "orphans_pending", &s->status.orphans_pending, err);
+    if (r == 0)
+        r = cws_rpc_param_array(result, "orphans", &arr, err);
+    if (r <= 0)
+        return r;
+    size_t n = arr->via.array.size;
+    if (!(s->orphans = calloc(n ? n : 1, sizeof(*s->orphans))))
+        return cws_error_set(err, CWS_E_NOMEM, NULL);
+    for (size_t i = 0; i < n; i++) {
+        r = parse_orphan(&arr->via.array.ptr[i], &s->orphans[i], err);
+        if (r < 0)
+            return r;
+        s->n_orphans = i + 1;
+    }
+    s->status.orphans = s->orphans;
+    s->status.n_orphans = s->n_orphans;
+    return 0;
 }
 
 static int parse_status(cws_op *op, const msgpack_object *result, struct cws_error *err)
@@ -108,6 +163,8 @@ static int parse_status(cws_op *op, const msgpack_object *result, struct cws_err
         r = cwsc_get_uint(result, "sandboxes", &st->sandboxes, err);
     if (r == 0)
         r = cwsc_get_uint(result, "calls_in_flight", &st->calls_in_flight, err);
+    if (r == 0)
+        r = parse_orphans(result, s, err);
     if (r < 0)
         return cwsc_bad_result(err, "daemon.status");
     point_strings(&s->strings);

@@ -13,51 +13,41 @@ static void session_info_clear(struct cws_session_info *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* `sandboxes` may be the list of ids or just their count. */
-static int parse_sandboxes(const msgpack_object *map, struct cws_session_info *s,
-                           struct cws_error *err)
-{
-    const msgpack_object *o = NULL;
-    char **ids = NULL;
-    size_t n = 0;
-    int r = cws_rpc_param(map, "sandboxes", &o, err);
-    if (r < 0)
-        return r;
-    if (r > 0 && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        n = (size_t)o->via.u64;
-    else if (r > 0 && o->type == MSGPACK_OBJECT_ARRAY)
-        r = cwsc_get_strv(map, "sandboxes", &ids, &n, err);
-    else if (r > 0)
-        r = cws_error_set(err, CWS_E_PROTOCOL, "sandboxes must be a list or a count");
-    if (r < 0)
-        return r;
-    if (!ids && !(ids = calloc(1, sizeof(*ids))))
-        return cws_error_set(err, CWS_E_NOMEM, NULL);
-    s->sandbox_ids = (const char *const *)ids;
-    s->n_sandboxes = n;
-    return 0;
-}
-
+/* A session result (docs/sessions.md, "Session results"): name, sandboxes (the ids), clients,
+ * idle_ttl_s and created_ms are required; defaults is not read. On failure s is left empty. */
 static int session_info_parse(const msgpack_object *map, struct cws_session_info *s,
                               struct cws_error *err)
 {
-    char *name = NULL;
+    char *name = NULL, **ids = NULL;
+    int64_t created = 0, clients = 0;
     memset(s, 0, sizeof(*s));
     if (map->type != MSGPACK_OBJECT_MAP)
         return cws_error_set(err, CWS_E_PROTOCOL, "a session must be a map");
-    int r = cwsc_get_str(map, "name", &name, err);
+    int r = cws_rpc_required(cws_rpc_param_str(map, "name", &name, err), "name", err);
     s->name = name;
-    if (r == 0)
-        r = parse_sandboxes(map, s, err);
-    if (r == 0)
-        r = cwsc_get_uint(map, "clients", &s->clients, err);
-    if (r == 0)
-        r = cwsc_get_double(map, "idle_ttl_s", &s->idle_ttl_s, err);
-    if (r == 0)
-        r = cwsc_get_int(map, "created_ms", &s->created_ms, err);
-    if (r < 0)
+    if (r >= 0 && !*name)
+        r = cws_error_set(err, CWS_E_PROTOCOL, "name must not be empty");
+    if (r >= 0)
+        r = cws_rpc_required(cws_rpc_param_strv_array(map, "sandboxes", &ids, &s->n_sandboxes, err),
+                             "sandboxes", err);
+    s->sandbox_ids = (const char *const *)ids;
+    if (r >= 0)
+        r = cws_rpc_required(cws_rpc_param_int(map, "clients", 0, INT64_MAX, &clients, err),
+                             "clients", err);
+    if (r >= 0)
+        r = cws_rpc_required(cws_rpc_param_nonneg(map, "idle_ttl_s", &s->idle_ttl_s, err),
+                             "idle_ttl_s", err);
+    if (r >= 0)
+        r = cws_rpc_required(
+            cws_rpc_param_int(map, "created_ms", INT64_MIN, INT64_MAX, &created, err), "created_ms",
+            err);
+    s->clients = (uint64_t)clients;
+    s->created_ms = created;
+    if (r < 0) {
         session_info_clear(s);
-    return r;
+        return r;
+    }
+    return 0;
 }
 
 /* ---- one session: open, attach, get ---- */
@@ -77,16 +67,12 @@ static void free_session(void *state)
 static int parse_session(cws_op *op, const msgpack_object *result, struct cws_error *err)
 {
     struct session_state *st = op->state;
-    const msgpack_object *inner = NULL;
     int r = cwsc_check_map(result, op->method, err);
-    /* The session itself, or wrapped as {session: {...}}. */
-    if (r == 0 && cws_rpc_param_map(result, "session", &inner, NULL) > 0)
-        result = inner;
     if (r == 0)
         r = session_info_parse(result, &st->info, err);
     if (r < 0)
         return cwsc_bad_result(err, op->method);
-    if (st->adopt && st->info.name[0])
+    if (st->adopt)
         return cws_client_set_session(op->client, st->info.name, err);
     return 0;
 }
@@ -216,7 +202,7 @@ static int parse_sessions(cws_op *op, const msgpack_object *result, struct cws_e
     const msgpack_object *arr = NULL;
     int r = cwsc_check_map(result, op->method, err);
     if (r == 0)
-        r = cws_rpc_param_array(result, "sessions", &arr, err);
+        r = cws_rpc_required(cws_rpc_param_array(result, "sessions", &arr, err), "sessions", err);
     if (r < 0)
         return cwsc_bad_result(err, op->method);
     size_t n = r > 0 ? arr->via.array.size : 0;

@@ -143,6 +143,22 @@ def run_in_pty(env, args, script, cols=80, rows=24, timeout=60):
     return os.waitstatus_to_exitcode(status), attrs
 
 
+def poll(predicate, secs, what):
+    """predicate()'s first true value, asked every 0.1 s until secs have passed."""
+    end = time.monotonic() + secs
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError("%s: not in %g s" % (what, secs))
+        time.sleep(0.1)
+
+
+TERMINAL = ("completed", "failed", "terminated")
+ORPHAN_GRACE_S = 5  # the daemon's default orphan_grace_s
+
+
 def assert_usage_error(test, p, message):
     test.assertEqual(p.returncode, 2, p.stderr)
     err = p.stderr.decode()
@@ -524,6 +540,35 @@ class SandboxTests(unittest.TestCase):
         self.assertEqual(proc.returncode, 130)
         self.wait_for(lambda: not json.loads(self.env.out("ls", "-t", tag, "-o", "json")))
 
+    def test_daemon_status_shows_an_orphan(self):
+        tag = "orphan-" + uuid.uuid4().hex[:8]
+        proc = subprocess.Popen([CLI, "run", "--rm", "--tag", self.tag, "--tag", tag, "--",
+                                 "sleep", "100"], env=self.env.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            (sb,) = poll(lambda: json.loads(self.env.out("ls", "-t", tag, "-o", "json")), 60,
+                         "the sandbox of run --rm")
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+        sid = sb["sandbox_id"]
+        killed = time.time()
+
+        def reaped():
+            doc = self.daemon_status()
+            return [o for o in doc["orphans"] if o["sandbox_id"] == sid]
+        (orphan,) = poll(reaped, ORPHAN_GRACE_S + 10, "%s in daemon status's orphans" % sid)
+        self.assertEqual(orphan["reason"], "its client went away")
+        reaped_at = datetime.datetime.fromisoformat(orphan["reaped_at"])
+        self.assertEqual(reaped_at.utcoffset(), datetime.timedelta(0))
+        self.assertLess(abs(reaped_at.timestamp() - killed), ORPHAN_GRACE_S + 10)
+        table = self.env.out("daemon", "status")
+        self.assertRegex(table, r"(?m)^Orphans +\d+ stopped(?: \(the last 20 below\))?, \d+ waiting$")
+        self.assertRegex(table, r"(?m)^ +%s +stopped \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  "
+                                r"its client went away$" % re.escape(sid))
+        self.assertIn(json.loads(self.env.out("get", sid, "-o", "json"))["status"],
+                      TERMINAL + ("terminating",))
+
     # ---- ls, get ----
 
     def test_ls_json(self):
@@ -835,7 +880,7 @@ class SandboxTests(unittest.TestCase):
 
 
 class SessionTests(unittest.TestCase):
-    """Sessions (label needs-sessions; also run against the client library's test daemon)."""
+    """Sessions, and CWSANDBOX_SESSION shared by processes (label sessions)."""
 
     @classmethod
     def setUpClass(cls):
@@ -865,6 +910,12 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(doc["sandboxes"], [sid])
         datetime.datetime.fromisoformat(doc["created_at"])
         self.assertRegex(self.env.out("session", "show", name), r"(?m)^SANDBOXES +%s$" % sid)
+        # ls --session: only the session's sandboxes, not one with the same tag outside it.
+        other = self.env.out("run", "-d", "--tag", self.tag).strip()
+        self.assertEqual(self.env.out("ls", "--session", name, "-q").split(), [sid])
+        (listed,) = json.loads(self.env.out("ls", "--session", name, "-o", "json"))
+        self.assertEqual((listed["sandbox_id"], listed["session"]), (sid, name))
+        self.assertIn(other, self.env.out("ls", "-t", self.tag, "-q").split())
         self.assertEqual(self.env.out("session", "close", name),
                          "Closed session %s (1 sandbox stopped).\n" % name)
         self.assertNotIn(name, self.session_names())
@@ -879,6 +930,47 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(json.loads(self.env.out("session", "show", "-o", "json", env=env))["name"],
                          name)
         self.assertIn("Closed session %s" % name, self.env.out("session", "close", env=env))
+
+    # Two processes share one session by CWSANDBOX_SESSION: the first exits, the second still
+    # uses its sandbox; closing the session stops all of them (the backend's view: `cwsandbox
+    # get` asks it fresh).
+    def test_processes_share_a_session_by_environment(self):
+        name = "cli-p-" + uuid.uuid4().hex[:8]
+        env = dict(self.env.env, CWSANDBOX_SESSION=name)
+        # The first process: joins (and so opens) the session, creates a sandbox, exits.
+        first = self.env.out("run", "--tag", self.tag, env=env).strip()
+        sb = json.loads(self.env.out("get", first, "-o", "json"))
+        self.assertEqual((sb["status"], sb["session"], sb["owner"]), ("running", name, "session"))
+        self.assertEqual(json.loads(self.env.out("session", "show", name, "-o", "json"))["clients"], 0)
+        # The second process stays connected while it uses the first one's sandbox.
+        second = subprocess.Popen([CLI, "exec", "-i", first, "--", "cat"], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        try:
+            second.stdin.write(b"still here\n")
+            second.stdin.flush()
+            self.assertEqual(second.stdout.readline(), b"still here\n")
+            doc = json.loads(self.env.out("session", "show", name, "-o", "json"))
+            self.assertEqual((doc["clients"], doc["sandboxes"]), (1, [first]))
+            third = self.env.out("run", "-d", "--tag", self.tag, env=env).strip()
+            self.assertEqual(sorted(json.loads(self.env.out("session", "show", name, "-o",
+                                                            "json"))["sandboxes"]),
+                             sorted([first, third]))
+            self.assertEqual(self.env.out("session", "close", name),
+                             "Closed session %s (2 sandboxes stopped).\n" % name)
+            for sid in (first, third):
+                self.assertIn(json.loads(self.env.out("get", sid, "-o", "json"))["status"],
+                              TERMINAL, sid)
+            # Its sandbox is gone: the second process's exec ends.
+            second.stdin.close()
+            second.wait(timeout=60)
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+            second.stdout.close()
+            second.stderr.close()
+        self.assertNotIn(name, self.session_names())
 
     def test_open_without_name_prints_the_chosen_one(self):
         name = self.env.out("session", "open").strip()

@@ -1,9 +1,8 @@
 /* mock-cwsandboxd: a stand-in daemon for the client library's tests. It speaks the protocol of
  * docs/protocol.md on a Unix socket and implements the sandbox methods with plain local
  * processes (a "sandbox" is a record; its main command and execs run on this host; file paths
- * are host paths), so that the library's sandbox, exec, file, log and session code can be
- * tested before the real daemon serves them. The same tests run against the real daemon when
- * CWS_CLIENT_SANDBOX_TESTS is on.
+ * are host paths). The library's tests now run against the real daemon; this one only plays
+ * an old daemon (another protocol level) in test_client_connect.
  *
  *   mock-cwsandboxd --socket PATH [--protocol N]
  *

@@ -1,7 +1,7 @@
-/* The sandbox, exec, file, log and session APIs, written against docs/protocol.md. They run
- * against the daemon named by $CWSC_TEST_DAEMON: the test daemon (mock-cwsandboxd) always, the
- * real cwsandboxd when CWS_CLIENT_SANDBOX_TESTS is on. Only behaviour both must have is
- * checked. Select a group with CK_RUN_CASE=sandbox|exec|files|logs|sessions. */
+/* The sandbox, exec, file, log and session APIs, written against docs/protocol.md and
+ * docs/sessions.md. They run against the daemon named by $CWSC_TEST_DAEMON (the real
+ * cwsandboxd, which starts the real cwsandbox-local). Select a group with
+ * CK_RUN_CASE=sandbox|exec|files|logs|sessions. */
 #include <check.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client_test.h"
 
-#define WAIT_MS 60000
-#define MiB     (1024 * 1024)
+#define WAIT_MS        60000
+#define MiB            (1024 * 1024)
+#define ORPHAN_GRACE_S 5 /* the daemon's default orphan_grace_s */
 
 static struct ct_env env;
 static cws_client *client;
@@ -1008,6 +1010,303 @@ START_TEST(test_session_attach)
 }
 END_TEST
 
+/* What a child process of the tests below reports. */
+struct child_report {
+    int ok;            /* 1 when everything it was asked to do worked */
+    char message[256]; /* else why */
+    char created[128]; /* the sandbox it created */
+};
+
+static void child_send(int fd, const struct child_report *rep)
+{
+    if (write(fd, rep, sizeof(*rep)) != (ssize_t)sizeof(*rep))
+        _exit(2);
+}
+
+/* In a child: report a failure ("what: detail") and leave (no Check assertions in there). */
+static void child_fail(int fd, struct child_report *rep, const char *what, const char *detail)
+{
+    snprintf(rep->message, sizeof(rep->message), "%s: %s", what, detail);
+    rep->ok = 0;
+    child_send(fd, rep);
+    _exit(1);
+}
+
+/* In a child with CWSANDBOX_SESSION=session: connect (which joins the session), check that
+ * `expect` (when not NULL) is among the session's sandboxes and runs a command, then create a
+ * sandbox (it joins the session) and report. With hold_fd >= 0, stay connected until it reads
+ * EOF. Never returns. */
+static void session_child(const char *session, const char *expect, int report_fd, int hold_fd)
+{
+    struct child_report rep;
+    struct cws_error err;
+    cws_client *c = NULL;
+    cws_op *op = NULL;
+    struct cws_sandbox_info *info = NULL;
+    cws_sandbox_config *cfg = NULL;
+    memset(&rep, 0, sizeof(rep));
+    setenv("CWSANDBOX_SESSION", session, 1);
+    if (cws_client_connect(NULL, &c, &err) < 0)
+        child_fail(report_fd, &rep, "connect", err.message);
+    if (!cws_client_session(c) || strcmp(cws_client_session(c), session) != 0)
+        child_fail(report_fd, &rep, "the client is not in session", session);
+    if (expect) {
+        struct cws_list_options o = {.session = session};
+        size_t n = 0, found = 0;
+        if (cws_sandbox_list(c, &o, &op, &err) < 0 || cws_op_wait(op, WAIT_MS, &err) < 0)
+            child_fail(report_fd, &rep, "list", err.message);
+        const struct cws_sandbox_info *v = cws_op_sandboxes(op, &n);
+        for (size_t i = 0; i < n; i++)
+            found += strcmp(v[i].id, expect) == 0;
+        cws_op_free(op);
+        if (found != 1)
+            child_fail(report_fd, &rep, "not listed in the session", expect);
+        const char *argv[] = {"sh", "-c", "echo still-here", NULL};
+        if (cws_exec(c, expect, argv, NULL, &op, &err) < 0 || cws_op_wait(op, WAIT_MS, &err) < 0)
+            child_fail(report_fd, &rep, "exec", err.message);
+        const struct cws_exec_result *res = cws_op_exec_result(op);
+        if (res->exit_code != 0 || res->stdout_len != 11 ||
+            memcmp(res->stdout_data, "still-here\n", 11) != 0)
+            child_fail(report_fd, &rep, "wrong exec result in", expect);
+        cws_op_free(op);
+    }
+    cws_sandbox_config_new(&cfg);
+    cws_sandbox_config_add_tag(cfg, tag);
+    if (cws_sandbox_run(c, cfg, NULL, &info, &err) < 0)
+        child_fail(report_fd, &rep, "run", err.message);
+    if (strcmp(info->session, session) != 0 || strcmp(info->owner, "session") != 0)
+        child_fail(report_fd, &rep, "the sandbox is not the session's; owner", info->owner);
+    snprintf(rep.created, sizeof(rep.created), "%s", info->id);
+    rep.ok = 1;
+    child_send(report_fd, &rep);
+    if (hold_fd >= 0) {
+        char b;
+        while (read(hold_fd, &b, 1) > 0)
+            ;
+    }
+    /* Leave without stopping anything: the sandboxes are the session's. */
+    _exit(0);
+}
+
+/* Start session_child(); returns its pid, its report in *rep. *ret_hold (when not NULL) gets
+ * the write end of the pipe that keeps it connected: close it to let the child exit. */
+static pid_t start_session_child(const char *session, const char *expect, struct child_report *rep,
+                                 int *ret_hold)
+{
+    int report[2], hold[2] = {-1, -1};
+    ck_assert_int_eq(pipe(report), 0);
+    if (ret_hold)
+        ck_assert_int_eq(pipe(hold), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(report[0]);
+        if (hold[1] >= 0)
+            close(hold[1]);
+        session_child(session, expect, report[1], hold[0]);
+    }
+    close(report[1]);
+    if (hold[0] >= 0)
+        close(hold[0]);
+    memset(rep, 0, sizeof(*rep));
+    ck_assert_int_eq(read(report[0], rep, sizeof(*rep)), (ssize_t)sizeof(*rep));
+    close(report[0]);
+    ck_assert_msg(rep->ok, "child: %s", rep->message);
+    if (ret_hold)
+        *ret_hold = hold[1];
+    return pid;
+}
+
+/* The sandbox as the backend sees it (sandbox.get fresh). The caller frees. */
+static struct cws_sandbox_info *get_fresh(const char *id)
+{
+    struct cws_error err;
+    struct cws_sandbox_info *info = NULL;
+    cws_op *op = NULL;
+    ck_assert_int_eq(cws_sandbox_get(client, id, true, &op, &err), 0);
+    wait_ok(op);
+    ck_assert_int_eq(cws_sandbox_info_dup(cws_op_sandbox(op), &info), 0);
+    cws_op_free(op);
+    return info;
+}
+
+/* The session named name; the caller frees the op that owns it. */
+static const struct cws_session_info *get_session(const char *name, cws_op **ret_op)
+{
+    struct cws_error err;
+    ck_assert_int_eq(cws_session_get(client, name, ret_op, &err), 0);
+    wait_ok(*ret_op);
+    return cws_op_session(*ret_op);
+}
+
+static bool session_has(const struct cws_session_info *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_sandboxes; i++)
+        if (strcmp(s->sandbox_ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Two processes share one session by CWSANDBOX_SESSION: the first creates a sandbox and
+ * exits; the second still uses that sandbox (and creates one); closing the session stops
+ * both, as the backend confirms. The test's own client is in no session. */
+START_TEST(test_session_outlives_its_first_process)
+{
+    struct cws_error err;
+    struct child_report first, second;
+    cws_op *op = NULL;
+    int status = 0, hold = -1;
+    char name[64];
+    snprintf(name, sizeof(name), "cwsc-shared-%d", (int)getpid());
+
+    pid_t pid = start_session_child(name, NULL, &first, NULL);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* Its process is gone; the sandbox runs on, the session's. */
+    struct cws_sandbox_info *a = get_fresh(first.created);
+    ck_assert_int_eq(a->state, CWS_STATE_RUNNING);
+    ck_assert_str_eq(a->session, name);
+    ck_assert_str_eq(a->owner, "session");
+    cws_sandbox_info_free(a);
+    const struct cws_session_info *s = get_session(name, &op);
+    ck_assert(session_has(s, first.created));
+    ck_assert_uint_eq(s->clients, 0);
+    cws_op_free(op);
+
+    /* The second process joins by the environment alone and uses the first one's sandbox. */
+    pid = start_session_child(name, first.created, &second, &hold);
+    s = get_session(name, &op);
+    ck_assert_uint_eq(s->clients, 1); /* it joined in hello */
+    ck_assert_uint_eq(s->n_sandboxes, 2);
+    ck_assert(session_has(s, first.created) && session_has(s, second.created));
+    cws_op_free(op);
+
+    /* Closing the session (from a client outside it) stops all of them. */
+    ck_assert_int_eq(cws_session_close(client, name, false, &op, &err), 0);
+    wait_ok(op);
+    ck_assert_uint_eq(cws_op_batch_result(op)->count, 2);
+    ck_assert_uint_eq(cws_op_batch_result(op)->n_failed, 0);
+    cws_op_free(op);
+    const char *ids[] = {first.created, second.created};
+    for (size_t i = 0; i < 2; i++) {
+        struct cws_sandbox_info *sb = get_fresh(ids[i]);
+        ck_assert_msg(cws_sandbox_state_is_terminal(sb->state), "%s is %s after the close", ids[i],
+                      cws_sandbox_state_name(sb->state));
+        cws_sandbox_info_free(sb);
+    }
+    close(hold);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/* sandbox.adopt moves a client's sandbox into a session (which it then survives with), and
+ * sandbox.detach takes it out: a close then leaves it running. */
+START_TEST(test_session_adopt_detach)
+{
+    struct cws_error err;
+    cws_op *op = NULL;
+    char name[64];
+    snprintf(name, sizeof(name), "cwsc-adopt-%d", (int)getpid());
+    ck_assert_int_eq(cws_session_open(client, name, NULL, 0, &op, &err), 0);
+    wait_ok(op);
+    cws_op_free(op);
+    ck_assert_int_eq(cws_client_set_session(client, NULL, &err), 0);
+
+    ck_assert_int_eq(cws_sandbox_adopt(client, sandbox_id, name, &op, &err), 0);
+    wait_ok(op);
+    ck_assert_str_eq(cws_op_sandbox(op)->id, sandbox_id);
+    ck_assert_str_eq(cws_op_sandbox(op)->session, name);
+    ck_assert_str_eq(cws_op_sandbox(op)->owner, "session");
+    cws_op_free(op);
+    const struct cws_session_info *s = get_session(name, &op);
+    ck_assert(session_has(s, sandbox_id));
+    cws_op_free(op);
+
+    ck_assert_int_eq(cws_sandbox_detach(client, sandbox_id, &op, &err), 0);
+    wait_ok(op);
+    ck_assert_str_eq(cws_op_sandbox(op)->owner, "detached");
+    ck_assert_str_eq(cws_op_sandbox(op)->session, "");
+    cws_op_free(op);
+    s = get_session(name, &op);
+    ck_assert(!session_has(s, sandbox_id));
+    cws_op_free(op);
+
+    ck_assert_int_eq(cws_session_close(client, name, false, &op, &err), 0);
+    wait_ok(op);
+    ck_assert_uint_eq(cws_op_batch_result(op)->count, 0);
+    cws_op_free(op);
+    struct cws_sandbox_info *sb = get_fresh(sandbox_id);
+    ck_assert_int_eq(sb->state, CWS_STATE_RUNNING);
+    cws_sandbox_info_free(sb);
+
+    /* Adopting an unknown sandbox fails and names it. */
+    ck_assert_int_eq(cws_sandbox_adopt(client, "sbx-no-such-sandbox", name, &op, &err), 0);
+    ck_assert_int_eq(cws_op_wait(op, WAIT_MS, &err), -CWS_E_NOT_FOUND);
+    cws_op_free(op);
+}
+END_TEST
+
+/* A sandbox whose client is SIGKILLed is reaped after orphan_grace_s and shows up in
+ * daemon.status's orphans with when and why. */
+START_TEST(test_daemon_status_reports_orphans)
+{
+    struct cws_error err;
+    struct child_report rep;
+    int report[2];
+    ck_assert_int_eq(pipe(report), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        cws_client *c = NULL;
+        struct cws_sandbox_info *info = NULL;
+        memset(&rep, 0, sizeof(rep));
+        close(report[0]);
+        if (cws_client_connect(NULL, &c, &err) < 0 ||
+            cws_sandbox_run(c, NULL, NULL, &info, &err) < 0)
+            child_fail(report[1], &rep, "run", err.message);
+        snprintf(rep.created, sizeof(rep.created), "%s", info->id);
+        rep.ok = 1;
+        child_send(report[1], &rep);
+        pause(); /* until killed */
+        _exit(0);
+    }
+    close(report[1]);
+    ck_assert_int_eq(read(report[0], &rep, sizeof(rep)), (ssize_t)sizeof(rep));
+    close(report[0]);
+    ck_assert_msg(rep.ok, "child: %s", rep.message);
+    long long killed_ms = ct_now_ms();
+    int64_t killed_wall = (int64_t)time(NULL) * 1000;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    bool seen = false;
+    while (!seen) {
+        cws_op *op = NULL;
+        ck_assert_int_eq(cws_client_status(client, &op, &err), 0);
+        wait_ok(op);
+        const struct cws_daemon_status *st = cws_op_daemon_status(op);
+        for (size_t i = 0; i < st->n_orphans; i++) {
+            if (strcmp(st->orphans[i].sandbox_id, rep.created) != 0)
+                continue;
+            seen = true;
+            ck_assert_str_eq(st->orphans[i].why, "its client went away");
+            ck_assert_int_ge(st->orphans[i].reaped_ms, killed_wall - 1000);
+        }
+        cws_op_free(op);
+        ck_assert_msg(seen || ct_now_ms() - killed_ms < 1000 * (ORPHAN_GRACE_S + 10),
+                      "%s is not in the orphans %d s after its client was killed", rep.created,
+                      ORPHAN_GRACE_S + 10);
+        if (!seen)
+            usleep(100 * 1000);
+    }
+    struct cws_sandbox_info *sb = get_fresh(rep.created);
+    ck_assert(cws_sandbox_state_is_terminal(sb->state) || sb->state == CWS_STATE_TERMINATING);
+    cws_sandbox_info_free(sb);
+}
+END_TEST
+
 static TCase *group(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1061,6 +1360,9 @@ int main(void)
     tc = group("sessions");
     tcase_add_test(tc, test_session_shared);
     tcase_add_test(tc, test_session_attach);
+    tcase_add_test(tc, test_session_outlives_its_first_process);
+    tcase_add_test(tc, test_session_adopt_detach);
+    tcase_add_test(tc, test_daemon_status_reports_orphans);
     suite_add_tcase(s, tc);
 
     return ct_run_suite(s);

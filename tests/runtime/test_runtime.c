@@ -1243,8 +1243,8 @@ END_TEST
 /* Plant name under the user's home unless it exists; returns whether we created it. */
 static bool plant(const char *dir, const char *name, const char *content, char *path, size_t size)
 {
-    snprintf(path, size, "%s/%s", dir, name);
-    if (access(path, F_OK) == 0)
+    int n = snprintf(path, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size || access(path, F_OK) == 0)
         return false;
     FILE *f = fopen(path, "w");
     if (!f)

@@ -42,8 +42,10 @@ struct cws_client_options {
     const char *socket_path;
     /* Sent in hello as the client's name, "program/version". NULL: "libcwsandbox-client/V". */
     const char *name;
-    /* The session this client works in: sandboxes it creates join it unless told otherwise.
-     * NULL: $CWSANDBOX_SESSION, else none. */
+    /* The session this client works in: hello names it, so the connection joins it (opening
+     * it when missing) and counts as one of its clients, and sandboxes it creates join it
+     * unless told otherwise. NULL: $CWSANDBOX_SESSION, else none. An invalid name fails the
+     * connect with -CWS_E_INVALID_ARGUMENT. */
     const char *session;
     /* The daemon binary to start. NULL: $CWSANDBOXD, else cwsandboxd beside the program, else
      * <prefix>/bin/cwsandboxd, else cwsandboxd on PATH. */
@@ -74,6 +76,14 @@ struct cws_daemon_info {
     struct cws_auth_info auth;
 };
 
+/* A sandbox the daemon stopped on its own: an orphan whose client went away (or whose session
+ * is gone after a restart), or the cleanup at logout. Strings are never NULL. */
+struct cws_orphan_info {
+    const char *sandbox_id;
+    int64_t reaped_ms; /* when the daemon stopped it, ms since the Unix epoch */
+    const char *why;   /* "its client went away", "the user logged out", ... */
+};
+
 /* The result of cws_client_status() (the daemon.status method). */
 struct cws_daemon_status {
     const char *daemon;
@@ -85,6 +95,10 @@ struct cws_daemon_status {
     uint64_t calls_in_flight; /* requests being served, over all clients */
     struct cws_backend_info backend;
     struct cws_auth_info auth;
+    /* Added after 0.1.0 (new members go at the end): */
+    uint64_t orphans_pending;              /* orphans waiting for their grace to end */
+    const struct cws_orphan_info *orphans; /* what it stopped, oldest first (at most 100) */
+    size_t n_orphans;
 };
 
 /* Connect to the daemon (starting it when needed, see above) and say hello. This one call
@@ -112,7 +126,9 @@ const char *cws_client_socket_path(const cws_client *c);
  * attached), or NULL. Owned by the client. */
 const char *cws_client_session(const cws_client *c);
 
-/* Set (or with NULL, clear) the client's session. Returns 0 or -CWS_E_NOMEM. */
+/* Set (or with NULL, clear) the client's session: the default session of the creates it sends
+ * from now on. It tells the daemon nothing (cws_session_attach() joins one). Returns 0 or
+ * -CWS_E_NOMEM. */
 int cws_client_set_session(cws_client *c, const char *name, struct cws_error *err);
 
 /* The connection's file descriptor, for poll()/epoll/libevent. Owned by the client: do not

@@ -7,8 +7,11 @@
  *
  * A client works in at most one session at a time (cws_client_session()): the sandboxes it
  * creates join it. Opening or attaching a session makes it the client's; so does
- * CWSANDBOX_SESSION=name in the environment when the client connects, which is how two
- * processes share one (see examples/shared_session.c).
+ * CWSANDBOX_SESSION=name in the environment (or the session option) when the client
+ * connects: the handshake names the session, so the connection joins it, opening it when
+ * missing, and counts among its clients. That is how processes share one: the session's
+ * sandboxes outlive the process that created them, and closing the session from any client
+ * stops them all (see examples/shared_session.c).
  */
 #ifndef CWSANDBOX_SESSION_H
 #define CWSANDBOX_SESSION_H
@@ -32,7 +35,7 @@ struct cws_session_info {
     const char *name;
     const char *const *sandbox_ids; /* its sandboxes, NULL-terminated */
     size_t n_sandboxes;
-    uint64_t clients;  /* clients attached */
+    uint64_t clients;  /* connections attached (by hello, open or attach) */
     double idle_ttl_s; /* closed after this long without clients; 0: never */
     int64_t created_ms;
 };
