@@ -1,6 +1,8 @@
 /* Test harness for cwsandboxd; see harness.h. */
 #include "harness.h"
 
+#include <check.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -22,7 +24,7 @@
 
 extern char **environ;
 
-static int64_t now_ms(void)
+int64_t th_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -58,9 +60,9 @@ static int notify_socket(const char *path)
 /* Wait for a datagram holding READY=1. */
 static bool wait_ready(int fd, pid_t pid, int timeout_ms)
 {
-    int64_t until = now_ms() + timeout_ms;
+    int64_t until = th_now_ms() + timeout_ms;
     char buf[4096];
-    while (now_ms() < until) {
+    while (th_now_ms() < until) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 100) == 1) {
             ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
@@ -151,10 +153,10 @@ int th_daemon_signal_wait(struct th_daemon *d, int sig, int timeout_ms)
     int status = -1;
     if (d->pid > 0) {
         kill(d->pid, sig);
-        int64_t until = now_ms() + timeout_ms;
+        int64_t until = th_now_ms() + timeout_ms;
         int pfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
         struct pollfd p = {.fd = pfd, .events = POLLIN};
-        while (pfd >= 0 && now_ms() < until && poll(&p, 1, (int)(until - now_ms())) == 0)
+        while (pfd >= 0 && th_now_ms() < until && poll(&p, 1, (int)(until - th_now_ms())) == 0)
             ;
         if (pfd >= 0)
             close(pfd);
@@ -281,7 +283,7 @@ uint32_t th_request(struct th_conn *c, const char *method, th_params_fn fn, void
 
 struct cws_rpc_msg *th_next(struct th_conn *c, int timeout_ms, bool *ret_eof)
 {
-    int64_t until = now_ms() + timeout_ms;
+    int64_t until = th_now_ms() + timeout_ms;
     char buf[65536];
     if (ret_eof)
         *ret_eof = false;
@@ -292,7 +294,7 @@ struct cws_rpc_msg *th_next(struct th_conn *c, int timeout_ms, bool *ret_eof)
             return m;
         if (r < 0 && cws_rpc_decoder_broken(c->dec))
             return NULL;
-        int left = (int)(until - now_ms());
+        int left = (int)(until - th_now_ms());
         if (left <= 0)
             return NULL;
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
@@ -312,9 +314,9 @@ struct cws_rpc_msg *th_call(struct th_conn *c, const char *method, th_params_fn 
                             int timeout_ms)
 {
     uint32_t id = th_request(c, method, fn, ud);
-    int64_t until = now_ms() + timeout_ms;
+    int64_t until = th_now_ms() + timeout_ms;
     for (;;) {
-        int left = (int)(until - now_ms());
+        int left = (int)(until - th_now_ms());
         struct cws_rpc_msg *m = left > 0 ? th_next(c, left, NULL) : NULL;
         if (!m || (m->type == CWS_RPC_RESPONSE && m->msgid == id))
             return m;
@@ -527,4 +529,42 @@ uint32_t th_request_json(struct th_conn *c, const char *method, const char *fmt,
     vsnprintf(json, sizeof(json), fmt, ap);
     va_end(ap);
     return th_request(c, method, json[0] ? pack_json : NULL, json);
+}
+
+/* ---- assertions shared by the tests ---- */
+
+struct cws_rpc_msg *th_ok(struct cws_rpc_msg *m, const char *what)
+{
+    char code[64], msg[600];
+    ck_assert_msg(m, "%s: no answer", what);
+    ck_assert_msg(!m->error, "%s failed: %s: %s", what,
+                  th_str(m->error, "code", code, sizeof(code)),
+                  th_str(m->error, "message", msg, sizeof(msg)));
+    return m;
+}
+
+const char *th_state(struct th_conn *c, const char *id, char *buf, size_t size)
+{
+    struct cws_rpc_msg *m =
+        th_ok(th_call_json(c, 60000, "sandbox.get", "{\"id\": \"%s\", \"fresh\": true}", id),
+              "sandbox.get");
+    th_str(m->result, "state", buf, size);
+    cws_rpc_msg_free(m);
+    return buf;
+}
+
+bool th_is_terminal(const char *state)
+{
+    return !strcmp(state, "completed") || !strcmp(state, "failed") || !strcmp(state, "terminated");
+}
+
+bool th_ended_by(struct th_conn *c, const char *id, int64_t deadline_ms)
+{
+    char state[32];
+    while (th_now_ms() < deadline_ms) {
+        if (th_is_terminal(th_state(c, id, state, sizeof(state))))
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
 }

@@ -89,4 +89,17 @@ const char *th_str(const msgpack_object *map, const char *key, char *buf, size_t
 /* The integer value of key, or def. */
 int64_t th_int(const msgpack_object *map, const char *key, int64_t def);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t th_now_ms(void);
+
+/* Check assertions (the test fails in place): */
+/* m must be a result, not an error nor missing; returns m (the caller frees it). */
+struct cws_rpc_msg *th_ok(struct cws_rpc_msg *m, const char *what);
+/* The backend's state of a sandbox ("running", "completed", ...), via sandbox.get fresh. */
+const char *th_state(struct th_conn *c, const char *id, char *buf, size_t size);
+bool th_is_terminal(const char *state);
+/* Poll the backend's view (every 100 ms) until the sandbox has ended; false at the deadline
+ * (th_now_ms() based). */
+bool th_ended_by(struct th_conn *c, const char *id, int64_t deadline_ms);
+
 #endif

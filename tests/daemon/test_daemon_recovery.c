@@ -24,13 +24,6 @@
 static struct th_daemon daemon_;
 static struct th_conn conn;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void setup(void)
 {
     ck_assert_msg(th_daemon_start(&daemon_, NULL, 20000) == 0, "cwsandboxd did not start");
@@ -45,19 +38,9 @@ static void teardown(void)
     ck_assert_int_eq(th_daemon_stop(&daemon_, 30000), 0);
 }
 
-static struct cws_rpc_msg *ok(struct cws_rpc_msg *m, const char *what)
-{
-    char code[64], msg[600];
-    ck_assert_msg(m, "%s: no answer", what);
-    ck_assert_msg(!m->error, "%s failed: %s: %s", what,
-                  th_str(m->error, "code", code, sizeof(code)),
-                  th_str(m->error, "message", msg, sizeof(msg)));
-    return m;
-}
-
 static void create(struct th_conn *c, const char *extra, char *id, size_t size)
 {
-    struct cws_rpc_msg *m = ok(
+    struct cws_rpc_msg *m = th_ok(
         th_call_json(c, CALL_MS, "sandbox.create",
                      "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"]}%s}", extra),
         "sandbox.create");
@@ -65,40 +48,14 @@ static void create(struct th_conn *c, const char *extra, char *id, size_t size)
     cws_rpc_msg_free(m);
 }
 
-static const char *state_of(struct th_conn *c, const char *id, char *buf, size_t size)
-{
-    struct cws_rpc_msg *m =
-        ok(th_call_json(c, CALL_MS, "sandbox.get", "{\"id\": \"%s\", \"fresh\": true}", id),
-           "sandbox.get");
-    th_str(m->result, "state", buf, size);
-    cws_rpc_msg_free(m);
-    return buf;
-}
-
-static bool is_terminal(const char *s)
-{
-    return !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "terminated");
-}
-
-static bool ended_by(struct th_conn *c, const char *id, int64_t deadline)
-{
-    char state[32];
-    while (now_ms() < deadline) {
-        if (is_terminal(state_of(c, id, state, sizeof(state))))
-            return true;
-        usleep(100 * 1000);
-    }
-    return false;
-}
-
 /* The ids of the sandboxes the backend lists with a tag (terminated ones too when asked). */
 static size_t list_tagged(struct th_conn *c, const char *tag, bool terminated, char ids[][64],
                           size_t max)
 {
-    struct cws_rpc_msg *m =
-        ok(th_call_json(c, CALL_MS, "sandbox.list", "{\"tags\": [\"%s\"], \"show_terminated\": %s}",
-                        tag, terminated ? "true" : "false"),
-           "sandbox.list");
+    struct cws_rpc_msg *m = th_ok(th_call_json(c, CALL_MS, "sandbox.list",
+                                               "{\"tags\": [\"%s\"], \"show_terminated\": %s}", tag,
+                                               terminated ? "true" : "false"),
+                                  "sandbox.list");
     const msgpack_object *list = th_field(m->result, "sandboxes");
     size_t n = list ? list->via.array.size : 0;
     for (size_t i = 0; i < n && i < max; i++)
@@ -161,8 +118,8 @@ struct scene {
 static void crash_with_a_create_in_flight(struct scene *sc, bool resume_backend)
 {
     struct th_conn other;
-    cws_rpc_msg_free(
-        ok(th_call_json(&conn, CALL_MS, "session.open", "{\"name\": \"kept\"}"), "session.open"));
+    cws_rpc_msg_free(th_ok(th_call_json(&conn, CALL_MS, "session.open", "{\"name\": \"kept\"}"),
+                           "session.open"));
     create(&conn, "", sc->session_sb, sizeof(sc->session_sb));
     create(&conn, ", \"owner\": \"detached\"", sc->detached_sb, sizeof(sc->detached_sb));
     ck_assert_int_eq(th_connect(&other, daemon_.socket), 0);
@@ -175,8 +132,8 @@ static void crash_with_a_create_in_flight(struct scene *sc, bool resume_backend)
     snprintf(sc->inflight_tag, sizeof(sc->inflight_tag), "inflight-%d", (int)getpid());
     th_request_json(&conn, "sandbox.create", "{\"config\": {\"tags\": [\"%s\"]}}",
                     sc->inflight_tag);
-    int64_t deadline = now_ms() + 10000;
-    while (!registry_holds(sc->inflight_tag) && now_ms() < deadline)
+    int64_t deadline = th_now_ms() + 10000;
+    while (!registry_holds(sc->inflight_tag) && th_now_ms() < deadline)
         usleep(20 * 1000);
     ck_assert_msg(registry_holds(sc->inflight_tag), "the create was not persisted");
 
@@ -192,23 +149,23 @@ static void restart_and_check(const struct scene *sc, bool inflight_must_exist)
 {
     char state[32], ids[4][64];
     ck_assert_msg(th_daemon_relaunch(&daemon_, NULL, 20000) == 0, "no restart");
-    int64_t started = now_ms();
+    int64_t started = th_now_ms();
     ck_assert_int_eq(th_connect(&conn, daemon_.socket), 0);
     ck_assert(th_hello(&conn));
 
-    ck_assert_msg(ended_by(&conn, sc->client_sb, started + ORPHAN_GRACE_MS + 10000),
+    ck_assert_msg(th_ended_by(&conn, sc->client_sb, started + ORPHAN_GRACE_MS + 10000),
                   "the orphan of the dead daemon still runs");
-    ck_assert_str_eq(state_of(&conn, sc->session_sb, state, sizeof(state)), "running");
-    ck_assert_str_eq(state_of(&conn, sc->detached_sb, state, sizeof(state)), "running");
+    ck_assert_str_eq(th_state(&conn, sc->session_sb, state, sizeof(state)), "running");
+    ck_assert_str_eq(th_state(&conn, sc->detached_sb, state, sizeof(state)), "running");
     struct cws_rpc_msg *m =
-        ok(th_call_json(&conn, CALL_MS, "session.get", "{\"name\": \"kept\"}"), "session.get");
+        th_ok(th_call_json(&conn, CALL_MS, "session.get", "{\"name\": \"kept\"}"), "session.get");
     cws_rpc_msg_free(m);
 
     /* The in-flight create: finished once, never twice. It may take the resend a moment. */
     size_t n = 0;
-    int64_t deadline = now_ms() + 15000;
+    int64_t deadline = th_now_ms() + 15000;
     while ((n = list_tagged(&conn, sc->inflight_tag, true, ids, 4)) == 0 && inflight_must_exist &&
-           now_ms() < deadline)
+           th_now_ms() < deadline)
         usleep(100 * 1000);
     ck_assert_msg(n <= 1, "the in-flight create made %zu sandboxes", n);
     if (inflight_must_exist)
@@ -216,13 +173,13 @@ static void restart_and_check(const struct scene *sc, bool inflight_must_exist)
     /* When the backend died in the middle of making it, it may have failed: that is the
      * backend's outcome, not a duplicate. A running one belongs to the session. */
     if (n == 1 &&
-        (inflight_must_exist || !is_terminal(state_of(&conn, ids[0], state, sizeof(state))))) {
+        (inflight_must_exist || !th_is_terminal(th_state(&conn, ids[0], state, sizeof(state))))) {
         char owner[32], session[64];
-        m = ok(th_call_json(&conn, CALL_MS, "sandbox.wait", "{\"id\": \"%s\"}", ids[0]),
-               "sandbox.wait");
+        m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.wait", "{\"id\": \"%s\"}", ids[0]),
+                  "sandbox.wait");
         cws_rpc_msg_free(m);
-        m = ok(th_call_json(&conn, CALL_MS, "sandbox.get", "{\"id\": \"%s\"}", ids[0]),
-               "sandbox.get");
+        m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.get", "{\"id\": \"%s\"}", ids[0]),
+                  "sandbox.get");
         ck_assert_str_eq(th_str(m->result, "owner", owner, sizeof(owner)), "session");
         ck_assert_str_eq(th_str(m->result, "session", session, sizeof(session)), "kept");
         cws_rpc_msg_free(m);
@@ -280,8 +237,8 @@ END_TEST
 START_TEST(test_sigterm_stops_100_sandboxes)
 {
     char ids[N_LOGOUT][64];
-    cws_rpc_msg_free(
-        ok(th_call_json(&conn, CALL_MS, "session.open", "{\"name\": \"many\"}"), "session.open"));
+    cws_rpc_msg_free(th_ok(th_call_json(&conn, CALL_MS, "session.open", "{\"name\": \"many\"}"),
+                           "session.open"));
     /* 100 creates in flight at once, half of them client-owned. */
     for (int i = 0; i < N_LOGOUT; i++)
         th_request_json(&conn, "sandbox.create",
@@ -290,17 +247,17 @@ START_TEST(test_sigterm_stops_100_sandboxes)
                         i % 2 ? "client" : "session");
     for (int i = 0; i < N_LOGOUT; i++) {
         bool eof = false;
-        struct cws_rpc_msg *m = ok(th_next(&conn, CALL_MS, &eof), "sandbox.create");
+        struct cws_rpc_msg *m = th_ok(th_next(&conn, CALL_MS, &eof), "sandbox.create");
         th_str(m->result, "id", ids[i], sizeof(ids[i]));
         cws_rpc_msg_free(m);
     }
     for (int i = 0; i < N_LOGOUT; i++)
         cws_rpc_msg_free(
-            ok(th_call_json(&conn, CALL_MS, "sandbox.wait", "{\"id\": \"%s\"}", ids[i]),
-               "sandbox.wait"));
-    int64_t t0 = now_ms();
+            th_ok(th_call_json(&conn, CALL_MS, "sandbox.wait", "{\"id\": \"%s\"}", ids[i]),
+                  "sandbox.wait"));
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(th_daemon_signal_wait(&daemon_, SIGTERM, 30000), 0);
-    int64_t took = now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     th_close(&conn);
     ck_assert_msg(took < 10000, "SIGTERM with %d sandboxes took %lld ms", N_LOGOUT,
                   (long long)took);

@@ -22,13 +22,6 @@
 static struct th_daemon daemon_;
 static struct th_conn conn;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void setup(void)
 {
     ck_assert_msg(th_daemon_start(&daemon_, NULL, 20000) == 0, "cwsandboxd did not start");
@@ -43,17 +36,6 @@ static void teardown(void)
     ck_assert_int_eq(th_daemon_stop(&daemon_, 20000), 0);
 }
 
-/* The result of a call that must succeed; the caller frees the message. */
-static struct cws_rpc_msg *ok(struct cws_rpc_msg *m, const char *what)
-{
-    char code[64], msg[600];
-    ck_assert_msg(m, "%s: no answer", what);
-    ck_assert_msg(!m->error, "%s failed: %s: %s", what,
-                  th_str(m->error, "code", code, sizeof(code)),
-                  th_str(m->error, "message", msg, sizeof(msg)));
-    return m;
-}
-
 static void expect_error(struct cws_rpc_msg *m, const char *code, const char *what)
 {
     char got[64];
@@ -65,41 +47,13 @@ static void expect_error(struct cws_rpc_msg *m, const char *code, const char *wh
 /* Create a sandbox that stays up; extra is more create params ("" or ", \"owner\": ..."). */
 static void create(struct th_conn *c, const char *extra, char *id, size_t size)
 {
-    struct cws_rpc_msg *m = ok(
+    struct cws_rpc_msg *m = th_ok(
         th_call_json(c, CALL_MS, "sandbox.create",
                      "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"]}%s}", extra),
         "sandbox.create");
     th_str(m->result, "id", id, size);
     ck_assert_msg(id[0], "no id");
     cws_rpc_msg_free(m);
-}
-
-/* The backend's state of a sandbox ("running", "completed", ...). */
-static const char *state_of(struct th_conn *c, const char *id, char *buf, size_t size)
-{
-    struct cws_rpc_msg *m =
-        ok(th_call_json(c, CALL_MS, "sandbox.get", "{\"id\": \"%s\", \"fresh\": true}", id),
-           "sandbox.get");
-    th_str(m->result, "state", buf, size);
-    cws_rpc_msg_free(m);
-    return buf;
-}
-
-static bool is_terminal(const char *state)
-{
-    return !strcmp(state, "completed") || !strcmp(state, "failed") || !strcmp(state, "terminated");
-}
-
-/* Wait (on the backend's view) until the sandbox has ended; false at the deadline. */
-static bool ended_by(struct th_conn *c, const char *id, int64_t deadline_ms)
-{
-    char state[32];
-    while (now_ms() < deadline_ms) {
-        if (is_terminal(state_of(c, id, state, sizeof(state))))
-            return true;
-        usleep(100 * 1000);
-    }
-    return false;
 }
 
 static bool has_string(const msgpack_object *arr, const char *s)
@@ -127,11 +81,11 @@ static bool has_tag_prefix(const msgpack_object *arr, const char *prefix)
 /* stdout of a command run in the sandbox. */
 static void exec_out(struct th_conn *c, const char *id, const char *script, char *out, size_t size)
 {
-    struct cws_rpc_msg *m = ok(th_call_json(c, CALL_MS, "exec",
-                                            "{\"id\": \"%s\", \"argv\": [\"/bin/sh\", \"-c\", "
-                                            "\"%s\"]}",
-                                            id, script),
-                               "exec");
+    struct cws_rpc_msg *m = th_ok(th_call_json(c, CALL_MS, "exec",
+                                               "{\"id\": \"%s\", \"argv\": [\"/bin/sh\", \"-c\", "
+                                               "\"%s\"]}",
+                                               id, script),
+                                  "exec");
     const msgpack_object *o = th_field(m->result, "stdout");
     out[0] = '\0';
     if (o && o->type == MSGPACK_OBJECT_BIN)
@@ -143,21 +97,21 @@ START_TEST(test_session_shared_by_two_connections)
 {
     char id[64], out[256], state[32];
     struct th_conn second;
-    struct cws_rpc_msg *m = ok(th_call_json(&conn, CALL_MS, "session.open",
-                                            "{\"name\": \"team\", \"defaults\": {\"env\": "
-                                            "{\"A\": \"from-session\", \"B\": \"b\"}, "
-                                            "\"tags\": [\"team-tag\"]}}"),
-                               "session.open");
+    struct cws_rpc_msg *m = th_ok(th_call_json(&conn, CALL_MS, "session.open",
+                                               "{\"name\": \"team\", \"defaults\": {\"env\": "
+                                               "{\"A\": \"from-session\", \"B\": \"b\"}, "
+                                               "\"tags\": [\"team-tag\"]}}"),
+                                  "session.open");
     char name[64];
     ck_assert_str_eq(th_str(m->result, "name", name, sizeof(name)), "team");
     ck_assert_int_eq(th_int(m->result, "clients", -1), 1);
     cws_rpc_msg_free(m);
 
     /* The create joins the client's session; explicit env wins, the rest merges. */
-    m = ok(th_call_json(&conn, CALL_MS, "sandbox.create",
-                        "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"], "
-                        "\"env\": {\"A\": \"explicit\"}}}"),
-           "sandbox.create");
+    m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.create",
+                           "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"], "
+                           "\"env\": {\"A\": \"explicit\"}}}"),
+              "sandbox.create");
     th_str(m->result, "id", id, sizeof(id));
     char owner[32], session[64];
     ck_assert_str_eq(th_str(m->result, "owner", owner, sizeof(owner)), "session");
@@ -174,9 +128,9 @@ START_TEST(test_session_shared_by_two_connections)
     /* A second process joins by name (what CWSANDBOX_SESSION does) and sees it. */
     ck_assert_int_eq(th_connect(&second, daemon_.socket), 0);
     cws_rpc_msg_free(
-        ok(th_call_json(&second, CALL_MS, "hello", "{\"protocol\": 1, \"session\": \"team\"}"),
-           "hello"));
-    m = ok(th_call_json(&second, CALL_MS, "session.get", "{\"name\": \"team\"}"), "session.get");
+        th_ok(th_call_json(&second, CALL_MS, "hello", "{\"protocol\": 1, \"session\": \"team\"}"),
+              "hello"));
+    m = th_ok(th_call_json(&second, CALL_MS, "session.get", "{\"name\": \"team\"}"), "session.get");
     ck_assert_int_eq(th_int(m->result, "clients", -1), 2);
     ck_assert(has_string(th_field(m->result, "sandboxes"), id));
     cws_rpc_msg_free(m);
@@ -186,15 +140,15 @@ START_TEST(test_session_shared_by_two_connections)
     char mine[64];
     create(&conn, ", \"owner\": \"client\"", mine, sizeof(mine));
     th_close(&conn);
-    ck_assert_msg(ended_by(&second, mine, now_ms() + ORPHAN_GRACE_MS + 15000),
+    ck_assert_msg(th_ended_by(&second, mine, th_now_ms() + ORPHAN_GRACE_MS + 15000),
                   "the client sandbox was not reaped");
-    ck_assert_str_eq(state_of(&second, id, state, sizeof(state)), "running");
+    ck_assert_str_eq(th_state(&second, id, state, sizeof(state)), "running");
     exec_out(&second, id, "echo still", out, sizeof(out));
     ck_assert_str_eq(out, "still\n");
 
     /* sandbox.list by session finds it through the session tag. */
-    m = ok(th_call_json(&second, CALL_MS, "sandbox.list", "{\"session\": \"team\"}"),
-           "sandbox.list");
+    m = th_ok(th_call_json(&second, CALL_MS, "sandbox.list", "{\"session\": \"team\"}"),
+              "sandbox.list");
     const msgpack_object *list = th_field(m->result, "sandboxes");
     ck_assert(list && list->via.array.size == 1);
     char listed[64];
@@ -202,13 +156,13 @@ START_TEST(test_session_shared_by_two_connections)
     cws_rpc_msg_free(m);
 
     /* Close stops it and reports it. */
-    m = ok(th_call_json(&second, CALL_MS, "session.close", "{\"name\": \"team\"}"),
-           "session.close");
+    m = th_ok(th_call_json(&second, CALL_MS, "session.close", "{\"name\": \"team\"}"),
+              "session.close");
     ck_assert_int_eq(th_int(m->result, "stopped", -1), 1);
     ck_assert_uint_eq(th_field(m->result, "failed")->via.array.size, 0);
     cws_rpc_msg_free(m);
-    ck_assert(is_terminal(state_of(&second, id, state, sizeof(state))));
-    m = ok(th_call_json(&second, CALL_MS, "session.list", "%s", ""), "session.list");
+    ck_assert(th_is_terminal(th_state(&second, id, state, sizeof(state))));
+    m = th_ok(th_call_json(&second, CALL_MS, "session.list", "%s", ""), "session.list");
     ck_assert_uint_eq(th_field(m->result, "sessions")->via.array.size, 0);
     cws_rpc_msg_free(m);
     th_close(&second);
@@ -226,30 +180,32 @@ START_TEST(test_adopt_and_detach)
     create(&other, ", \"owner\": \"client\"", client_sb, sizeof(client_sb));
     create(&other, ", \"owner\": \"client\"", adopted, sizeof(adopted));
     create(&other, ", \"owner\": \"client\"", detached, sizeof(detached));
-    struct cws_rpc_msg *m = ok(th_call_json(&conn, CALL_MS, "sandbox.adopt",
-                                            "{\"id\": \"%s\", \"session\": \"keep\"}", adopted),
-                               "sandbox.adopt");
+    struct cws_rpc_msg *m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.adopt",
+                                               "{\"id\": \"%s\", \"session\": \"keep\"}", adopted),
+                                  "sandbox.adopt");
     char owner[32];
     ck_assert_str_eq(th_str(m->result, "owner", owner, sizeof(owner)), "session");
     cws_rpc_msg_free(m);
-    m = ok(th_call_json(&conn, CALL_MS, "sandbox.detach", "{\"id\": \"%s\"}", detached),
-           "sandbox.detach");
+    m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.detach", "{\"id\": \"%s\"}", detached),
+              "sandbox.detach");
     ck_assert_str_eq(th_str(m->result, "owner", owner, sizeof(owner)), "detached");
     cws_rpc_msg_free(m);
 
     th_close(&other);
-    ck_assert_msg(ended_by(&conn, client_sb, now_ms() + ORPHAN_GRACE_MS + 15000),
+    ck_assert_msg(th_ended_by(&conn, client_sb, th_now_ms() + ORPHAN_GRACE_MS + 15000),
                   "the orphan was not reaped");
-    ck_assert_str_eq(state_of(&conn, adopted, state, sizeof(state)), "running");
-    ck_assert_str_eq(state_of(&conn, detached, state, sizeof(state)), "running");
+    ck_assert_str_eq(th_state(&conn, adopted, state, sizeof(state)), "running");
+    ck_assert_str_eq(th_state(&conn, detached, state, sizeof(state)), "running");
 
     /* Closing without stopping keeps what the session held (now detached). */
-    m = ok(th_call_json(&conn, CALL_MS, "session.close", "{\"name\": \"keep\", \"stop\": false}"),
-           "session.close");
+    m = th_ok(
+        th_call_json(&conn, CALL_MS, "session.close", "{\"name\": \"keep\", \"stop\": false}"),
+        "session.close");
     ck_assert_int_eq(th_int(m->result, "stopped", -1), 0);
     cws_rpc_msg_free(m);
-    ck_assert_str_eq(state_of(&conn, adopted, state, sizeof(state)), "running");
-    m = ok(th_call_json(&conn, CALL_MS, "sandbox.get", "{\"id\": \"%s\"}", adopted), "sandbox.get");
+    ck_assert_str_eq(th_state(&conn, adopted, state, sizeof(state)), "running");
+    m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.get", "{\"id\": \"%s\"}", adopted),
+              "sandbox.get");
     ck_assert_str_eq(th_str(m->result, "owner", owner, sizeof(owner)), "detached");
     cws_rpc_msg_free(m);
 }
@@ -261,17 +217,17 @@ START_TEST(test_idle_ttl_closes_the_session)
     struct th_conn other;
     ck_assert_int_eq(th_connect(&other, daemon_.socket), 0);
     ck_assert(th_hello(&other));
-    cws_rpc_msg_free(ok(
+    cws_rpc_msg_free(th_ok(
         th_call_json(&other, CALL_MS, "session.open", "{\"name\": \"brief\", \"idle_ttl_s\": 1}"),
         "session.open"));
     create(&other, "", id, sizeof(id));
     /* Attached: it does not idle. */
     struct cws_rpc_msg *m =
-        ok(th_call_json(&conn, CALL_MS, "session.get", "{\"name\": \"brief\"}"), "session.get");
+        th_ok(th_call_json(&conn, CALL_MS, "session.get", "{\"name\": \"brief\"}"), "session.get");
     ck_assert_int_eq(th_int(m->result, "clients", -1), 1);
     cws_rpc_msg_free(m);
     th_close(&other);
-    ck_assert_msg(ended_by(&conn, id, now_ms() + 20000), "the idle session was not closed");
+    ck_assert_msg(th_ended_by(&conn, id, th_now_ms() + 20000), "the idle session was not closed");
     expect_error(th_call_json(&conn, CALL_MS, "session.get", "{\"name\": \"brief\"}"), "NOT_FOUND",
                  "session.get after the TTL");
 }
@@ -297,7 +253,8 @@ START_TEST(test_session_errors)
         th_call_json(&conn, CALL_MS, "sandbox.create", "{\"owner\": \"session\", \"config\": {}}"),
         "INVALID_ARGUMENT", "owner session without a session");
     /* A generated name when none is given. */
-    struct cws_rpc_msg *m = ok(th_call_json(&conn, CALL_MS, "session.open", "{}"), "session.open");
+    struct cws_rpc_msg *m =
+        th_ok(th_call_json(&conn, CALL_MS, "session.open", "{}"), "session.open");
     char name[64];
     ck_assert(th_str(m->result, "name", name, sizeof(name))[0]);
     cws_rpc_msg_free(m);
@@ -352,24 +309,24 @@ START_TEST(test_sigkilled_clients_are_reaped)
     }
     fclose(in);
     /* One is adopted into a session before its client dies: it must survive. */
-    cws_rpc_msg_free(ok(th_call_json(&conn, CALL_MS, "sandbox.adopt",
-                                     "{\"id\": \"%s\", \"session\": \"rescue\"}", ids[0]),
-                        "sandbox.adopt"));
+    cws_rpc_msg_free(th_ok(th_call_json(&conn, CALL_MS, "sandbox.adopt",
+                                        "{\"id\": \"%s\", \"session\": \"rescue\"}", ids[0]),
+                           "sandbox.adopt"));
     for (int i = 0; i < N_CLIENTS; i++)
         kill(pids[i], SIGKILL);
-    int64_t killed = now_ms();
+    int64_t killed = th_now_ms();
     for (int i = 0; i < N_CLIENTS; i++)
         waitpid(pids[i], NULL, 0);
     int64_t deadline = killed + ORPHAN_GRACE_MS + 2000;
     for (int i = 1; i < N_CLIENTS; i++)
-        ck_assert_msg(ended_by(&conn, ids[i], deadline),
+        ck_assert_msg(th_ended_by(&conn, ids[i], deadline),
                       "sandbox %s still runs %lld ms after its client was killed", ids[i],
-                      (long long)(now_ms() - killed));
+                      (long long)(th_now_ms() - killed));
     char state[32];
-    ck_assert_str_eq(state_of(&conn, ids[0], state, sizeof(state)), "running");
+    ck_assert_str_eq(th_state(&conn, ids[0], state, sizeof(state)), "running");
     /* daemon.status reports what was reaped and why. */
     struct cws_rpc_msg *m =
-        ok(th_call_json(&conn, CALL_MS, "daemon.status", "%s", ""), "daemon.status");
+        th_ok(th_call_json(&conn, CALL_MS, "daemon.status", "%s", ""), "daemon.status");
     const msgpack_object *orphans = th_field(m->result, "orphans");
     ck_assert(orphans && orphans->via.array.size >= N_CLIENTS - 1);
     char why[128];
