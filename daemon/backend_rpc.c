@@ -2,6 +2,7 @@
  * per call, so a SIGHUP reload applies to the next call. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend_rpc.h"
 #include "daemon.h"
@@ -28,12 +29,24 @@ const char *cwsd_rpc_error_metadata(const char *key)
     return reporting ? cws_grpc_status_metadata_get(reporting, key) : NULL;
 }
 
+/* How long a finished stream may take to end on its own before it is reset. */
+#define FINISH_GRACE_MS 5000
+
 struct cwsd_stream {
     struct cws_gc_call *call;
     const ProtobufCMessageDescriptor *desc;
     struct cwsd_stream_events ev;
     void *ud;
+    struct event_base *base;
+    struct event *finish_timer; /* set once the caller let go (cwsd_stream_finish) */
 };
+
+static void stream_free(struct cwsd_stream *s)
+{
+    if (s->finish_timer)
+        event_free(s->finish_timer);
+    free(s);
+}
 
 /* The credentials as per-call metadata. */
 static size_t auth_metadata(const struct cwsd *d, struct cws_gc_header *out)
@@ -177,7 +190,7 @@ static void stream_message(struct cws_gc_call *call, const uint8_t *data, size_t
         struct cwsd_stream_events ev = s->ev;
         void *sud = s->ud;
         cws_gc_call_cancel(call);
-        free(s);
+        stream_free(s);
         if (ev.on_done)
             ev.on_done(NULL, &err, sud);
         return;
@@ -194,7 +207,7 @@ static void stream_done(struct cws_gc_call *call, const struct cws_gc_result *re
     s->call = NULL;
     if (s->ev.on_done)
         s->ev.on_done(s, result->error->code == CWS_E_OK ? NULL : result->error, s->ud);
-    free(s);
+    stream_free(s);
 }
 
 static void stream_writable(struct cws_gc_call *call, void *ud)
@@ -229,6 +242,7 @@ int cwsd_rpc_stream(struct cwsd *d, const char *method, const ProtobufCMessage *
     s->desc = resp_desc;
     s->ev = *ev;
     s->ud = ud;
+    s->base = d->base;
     struct cws_gc_call_opts opts = {
         .deadline_ms = timeout_ms > 0 ? cws_gc_now_ms() + timeout_ms : 0,
         .metadata = md,
@@ -274,5 +288,27 @@ void cwsd_stream_cancel(struct cwsd_stream *s)
     if (!s)
         return;
     cws_gc_call_cancel(s->call);
-    free(s);
+    stream_free(s);
+}
+
+static void on_finish_timeout(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    cwsd_stream_cancel(ud);
+}
+
+void cwsd_stream_finish(struct cwsd_stream *s)
+{
+    struct timeval tv = {FINISH_GRACE_MS / 1000, (FINISH_GRACE_MS % 1000) * 1000};
+    if (!s)
+        return;
+    memset(&s->ev, 0, sizeof(s->ev));
+    s->finish_timer = evtimer_new(s->base, on_finish_timeout, s);
+    if (!s->finish_timer || evtimer_add(s->finish_timer, &tv) < 0) {
+        cwsd_stream_cancel(s);
+        return;
+    }
+    cws_gc_call_close_send(s->call); /* fails harmlessly when already half-closed */
+    cws_gc_call_pause_recv(s->call, false);
 }

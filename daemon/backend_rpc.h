@@ -62,5 +62,11 @@ int cwsd_stream_close_send(struct cwsd_stream *s);
 void cwsd_stream_pause(struct cwsd_stream *s, bool paused);
 /* Cancel (RST_STREAM); no event follows. Accepts NULL. */
 void cwsd_stream_cancel(struct cwsd_stream *s);
+/* The caller has what it needs (a StreamExec's exit) and the server is about to end the call:
+ * half-close, take what is left and let the call end on its own, with no more events; reset
+ * only if it has not ended within a few seconds. A reset after every call would make servers
+ * with HTTP/2 rapid-reset protection (nghttp2: a burst of 1000, then 33/s) send GOAWAY.
+ * Accepts NULL. */
+void cwsd_stream_finish(struct cwsd_stream *s);
 
 #endif

@@ -207,7 +207,7 @@ static void on_stream_message(struct cwsd_stream *s, const ProtobufCMessage *m, 
         on_output(x, r->output);
         break;
     case COREWEAVE__SANDBOX__V1__EXEC_STREAM_RESPONSE__MESSAGE_EXIT:
-        cwsd_stream_cancel(x->stream); /* the answer is complete; nothing more is needed */
+        cwsd_stream_finish(x->stream); /* the answer is complete; the trailers follow */
         x->stream = NULL;
         reply_exit(x, r->exit->exit_code);
         break;

@@ -315,7 +315,7 @@ static void on_stream_message(struct cwsd_stream *s, const ProtobufCMessage *m, 
     } else if (r->message_case == COREWEAVE__SANDBOX__V1__EXEC_STREAM_RESPONSE__MESSAGE_EXIT) {
         f->exited = true;
         f->exit_code = r->exit->exit_code;
-        cwsd_stream_cancel(f->stream);
+        cwsd_stream_finish(f->stream); /* the trailers follow */
         f->stream = NULL;
         stream_finished(f);
     } else if (r->message_case == COREWEAVE__SANDBOX__V1__EXEC_STREAM_RESPONSE__MESSAGE_ERROR) {
