@@ -183,6 +183,8 @@ int cwsd_rpc_unary_cancellable(struct cwsd *d, const char *method, const Protobu
 static void stream_message(struct cws_gc_call *call, const uint8_t *data, size_t len, void *ud)
 {
     struct cwsd_stream *s = ud;
+    if (s->ev.on_raw && s->ev.on_raw(s, data, len, s->ud))
+        return;
     ProtobufCMessage *msg = protobuf_c_message_unpack(s->desc, NULL, len, data);
     if (!msg) {
         struct cws_error err;

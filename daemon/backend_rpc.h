@@ -40,6 +40,10 @@ void cwsd_rpc_unary_cancel(struct cwsd_unary *u);
 const char *cwsd_rpc_error_metadata(const char *key);
 
 struct cwsd_stream_events {
+    /* Optional: one response message as it came (valid during the call). Return true when it
+     * was handled, false to have it unpacked for on_message. Lets bulk data skip the copy
+     * that unpacking makes. */
+    bool (*on_raw)(struct cwsd_stream *s, const uint8_t *data, size_t len, void *ud);
     /* One response message (freed after the callback returns). */
     void (*on_message)(struct cwsd_stream *s, const ProtobufCMessage *msg, void *ud);
     /* The send queue drained below its low-water mark after cwsd_stream_send() returned 1. */

@@ -325,6 +325,60 @@ static void on_stream_message(struct cwsd_stream *s, const ProtobufCMessage *m, 
     }
 }
 
+/* ---- the output of `cat`, read off the wire ---- */
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
+{
+    uint64_t v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *ret = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A length-delimited field with this tag, alone in [p, end): its bytes. */
+static bool only_field(const uint8_t *p, const uint8_t *end, uint8_t tag, const uint8_t **ret,
+                       size_t *ret_len)
+{
+    uint64_t len;
+    if (p >= end || *p++ != tag || !read_varint(&p, end, &len) || len != (uint64_t)(end - p))
+        return false;
+    *ret = p;
+    *ret_len = (size_t)len;
+    return true;
+}
+
+/* ExecStreamResponse{output = 2: ExecStreamOutput{stream = 1 (stdout), data = 2}} exactly:
+ * the data is delivered from the receive buffer. Anything else goes the unpacking way. */
+static bool on_stream_raw(struct cwsd_stream *s, const uint8_t *data, size_t len, void *ud)
+{
+    struct fop *f = ud;
+    const uint8_t *out, *p, *end;
+    size_t out_len, data_len;
+    uint64_t stream;
+    (void)s;
+    if (!f->call || f->writing || !only_field(data, data + len, 0x12, &out, &out_len))
+        return false;
+    p = out;
+    end = out + out_len;
+    if (p < end && *p == 0x08) { /* stream, absent when 0 */
+        p++;
+        if (!read_varint(&p, end, &stream) ||
+            stream == COREWEAVE__SANDBOX__V1__EXEC_STREAM_OUTPUT__STREAM__STREAM_STDERR)
+            return false;
+    }
+    const uint8_t *bytes;
+    if (!only_field(p, end, 0x12, &bytes, &data_len))
+        return false;
+    deliver(f, bytes, data_len);
+    return true;
+}
+
 static void on_stream_done(struct cwsd_stream *s, const struct cws_error *err, void *ud)
 {
     struct fop *f = ud;
@@ -348,6 +402,7 @@ static void on_stream_writable(struct cwsd_stream *s, void *ud)
 }
 
 static const struct cwsd_stream_events stream_events = {
+    .on_raw = on_stream_raw,
     .on_message = on_stream_message,
     .on_writable = on_stream_writable,
     .on_done = on_stream_done,
