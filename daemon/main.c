@@ -1,5 +1,5 @@
 /* cwsandboxd: the per-user daemon. Flags override the environment, which overrides the
- * config file (see usage() and docs/daemon.md). */
+ * config file (see usage() and cwsandboxd(8), docs/man/cwsandboxd.8.scd). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
