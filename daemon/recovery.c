@@ -24,7 +24,10 @@
 
 typedef Coreweave__Sandbox__V1__Sandbox Sandbox;
 
+#define RELIST_DELAY_S 30
+
 static struct event *resend_timer;
+static struct event *relist_timer;
 
 /* Without /etc/machine-id (some containers): the host name, hashed to the same shape. */
 static void host_id(char hex[SD_ID128_STRING_MAX])
@@ -132,7 +135,9 @@ void cwsd_recover_stop(struct cwsd *d)
     (void)d;
     if (resend_timer)
         event_free(resend_timer);
-    resend_timer = NULL;
+    if (relist_timer)
+        event_free(relist_timer);
+    resend_timer = relist_timer = NULL;
 }
 
 /* ---- the listing ---- */
@@ -218,6 +223,21 @@ static void finish(struct cwsd *d)
     d->recovering = false;
     cws_log(CWS_LOG_INFO, "recovery done: %zu sandboxes tracked, %zu sessions", d->n_sandboxes,
             cwsd_session_count(d));
+}
+
+static void on_relist(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    cwsd_recover_start(ud);
+}
+
+static void relist_later(struct cwsd *d)
+{
+    struct timeval tv = {RELIST_DELAY_S, 0};
+    if (!relist_timer && !(relist_timer = evtimer_new(d->base, on_relist, d)))
+        return;
+    evtimer_add(relist_timer, &tv);
 }
 
 static void listing_free(struct listing *l)
