@@ -255,15 +255,12 @@ static void on_page(void *ud, const ProtobufCMessage *resp, const struct cws_err
     const Coreweave__Sandbox__V1__ListSandboxesResponse *r =
         (const Coreweave__Sandbox__V1__ListSandboxesResponse *)resp;
     if (err) {
-        /* Nothing is stopped on a partial view: the next start (or backend) tries again. */
+        /* Nothing is stopped on a partial view: the whole listing is tried again later. */
         cws_log(CWS_LOG_WARN,
-                "recovery: cannot list the backend's sandboxes: %s; orphans of "
-                "an earlier run are left until the next start",
-                err->message);
-        for (struct cwsd_sandbox *e = d->sandboxes; e; e = e->next)
-            e->unconfirmed = false;
-        d->recovering = false;
+                "recovery: cannot list the backend's sandboxes: %s; trying again in %d s",
+                err->message, RELIST_DELAY_S);
         listing_free(l);
+        relist_later(d);
         return;
     }
     for (size_t i = 0; i < r->n_sandboxes; i++)
