@@ -106,6 +106,8 @@ void cwsd_method_session_open(struct cwsd_call *call, const msgpack_object *para
     if (cws_rpc_param_str(params, "name", &name, &err) < 0 ||
         cws_rpc_param_map(params, "defaults", &defaults, &err) < 0 ||
         (has_ttl = cws_rpc_param_nonneg(params, "idle_ttl_s", &ttl, &err)) < 0 ||
+        (ttl > CWSD_SESSION_TTL_MAX &&
+         cws_error_set(&err, CWS_E_INVALID_ARGUMENT, "idle_ttl_s must be at most 1e9") < 0) ||
         (name && !cwsd_session_name_valid(name, "name", &err)) ||
         (defaults && check_defaults(defaults, &err) < 0))
         goto fail;

@@ -77,8 +77,10 @@ void cwsd_session_check_idle(struct cwsd_session *s)
         evtimer_del(s->idle_timer);
         return;
     }
-    struct timeval tv = {(time_t)s->idle_ttl_s,
-                         (suseconds_t)((s->idle_ttl_s - (double)(time_t)s->idle_ttl_s) * 1e6)};
+    /* A TTL from a hand-edited registry may be anything: past CWSD_SESSION_TTL_MAX it is
+     * that (some 31 years), which also keeps the conversion defined. */
+    double ttl = s->idle_ttl_s < CWSD_SESSION_TTL_MAX ? s->idle_ttl_s : CWSD_SESSION_TTL_MAX;
+    struct timeval tv = {(time_t)ttl, (suseconds_t)((ttl - (double)(time_t)ttl) * 1e6)};
     evtimer_add(s->idle_timer, &tv);
 }
 

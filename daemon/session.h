@@ -17,6 +17,8 @@ struct cwsd_client;
 /* A session name is also part of a backend tag: 1-46 characters of [A-Za-z0-9._-] ending in a
  * letter or digit. */
 #define CWSD_SESSION_NAME_MAX 46
+/* The longest idle TTL, in seconds. */
+#define CWSD_SESSION_TTL_MAX 1e9
 /* Tag prefixes on every sandbox the daemon creates (tags are at most 59 characters). */
 #define CWSD_TAG_OWNER    "cwsd-owner."
 #define CWSD_TAG_SESSION  "cwsd-session."
