@@ -45,6 +45,7 @@
  * yet with ENOENT or ECONNREFUSED (retried while the caller is patient): try again this often
  * (the connection's handshake timer bounds the attempts). */
 #define UNIX_RETRY_MS 10
+#define UNIX_RCVBUF   (1 << 20)
 
 /* The libcurl to load: the ABI's soname, then Debian's GnuTLS flavour (no https:// then,
  * see tls_ok). */
@@ -274,6 +275,13 @@ static int unix_setup(struct gc_transport *t, const struct gc_transport_opts *o,
                       struct cws_error *err)
 {
     t->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (t->fd >= 0) {
+        /* Room for a few 64 KiB messages in flight from the backend, so that a busy daemon
+         * does not stall the sender at every message. Capped by net.core.rmem_max; failure
+         * only leaves the default. */
+        int size = UNIX_RCVBUF;
+        (void)setsockopt(t->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
     if (t->fd < 0)
         return cws_error_set(err, CWS_E_INTERNAL, "cannot create a socket for %s: %s", t->display,
                              strerror(errno));
