@@ -568,3 +568,28 @@ bool th_ended_by(struct th_conn *c, const char *id, int64_t deadline_ms)
     }
     return false;
 }
+
+void th_fixture_up(struct th_daemon *d, struct th_conn *c)
+{
+    ck_assert_msg(th_daemon_start(d, NULL, 20000) == 0, "cwsandboxd did not start");
+    ck_assert_int_eq(th_connect(c, d->socket), 0);
+    ck_assert(th_hello(c));
+}
+
+void th_fixture_down(struct th_daemon *d, struct th_conn *c, int stop_ms)
+{
+    th_stop_all(d);
+    th_close(c);
+    ck_assert_int_eq(th_daemon_stop(d, stop_ms), 0);
+}
+
+void th_create(struct th_conn *c, const char *extra, char *id, size_t size)
+{
+    struct cws_rpc_msg *m = th_ok(
+        th_call_json(c, 60000, "sandbox.create",
+                     "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"]}%s}", extra),
+        "sandbox.create");
+    th_str(m->result, "id", id, size);
+    ck_assert_msg(id[0], "sandbox.create answered no id");
+    cws_rpc_msg_free(m);
+}

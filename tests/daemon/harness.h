@@ -89,6 +89,14 @@ const char *th_str(const msgpack_object *map, const char *key, char *buf, size_t
 /* The integer value of key, or def. */
 int64_t th_int(const msgpack_object *map, const char *key, int64_t def);
 
+/* A test's daemon and its first connection, hello said. */
+void th_fixture_up(struct th_daemon *d, struct th_conn *c);
+/* Stop every sandbox, close c, and stop the daemon, which must exit 0 within stop_ms. */
+void th_fixture_down(struct th_daemon *d, struct th_conn *c, int stop_ms);
+/* Create a sandbox that stays up, tagged cwsd-test, and wait until it runs; extra is more
+ * params as JSON members ("" or ", \"owner\": \"client\""). Fills id. */
+void th_create(struct th_conn *c, const char *extra, char *id, size_t size);
+
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t th_now_ms(void);
 

@@ -256,15 +256,6 @@ static void start_daemon(const char *config_text)
     ck_assert(th_hello(&conn));
 }
 
-static void expect_ok(const struct cws_rpc_msg *m, const char *what)
-{
-    char code[64], msg[600];
-    ck_assert_msg(m, "%s: no answer", what);
-    ck_assert_msg(!m->error, "%s failed: %s: %s", what,
-                  th_str(m->error, "code", code, sizeof(code)),
-                  th_str(m->error, "message", msg, sizeof(msg)));
-}
-
 static void pack_create(msgpack_packer *pk, void *ud)
 {
     msgpack_pack_map(pk, 3);
@@ -280,7 +271,7 @@ static void pack_create(msgpack_packer *pk, void *ud)
 static void create(const char *owner, char *id, size_t size)
 {
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.create", pack_create, (void *)owner, CALL_MS);
-    expect_ok(m, "sandbox.create");
+    th_ok(m, "sandbox.create");
     th_str(m->result, "id", id, size);
     ck_assert_msg(id[0], "sandbox.create answered no id");
     cws_rpc_msg_free(m);
@@ -297,7 +288,7 @@ static void pack_get_fresh(msgpack_packer *pk, void *ud)
 static const char *backend_state(const char *id, char *buf, size_t size)
 {
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.get", pack_get_fresh, (void *)id, CALL_MS);
-    expect_ok(m, "sandbox.get fresh");
+    th_ok(m, "sandbox.get fresh");
     th_str(m->result, "state", buf, size);
     cws_rpc_msg_free(m);
     return buf;
@@ -345,7 +336,7 @@ static void expect_stopped(const char *id)
 static int64_t reaped_at(const char *id)
 {
     struct cws_rpc_msg *m = th_call(&conn, "daemon.status", NULL, NULL, CALL_MS);
-    expect_ok(m, "daemon.status");
+    th_ok(m, "daemon.status");
     const msgpack_object *list = th_field(m->result, "orphans");
     int64_t at = -1;
     for (uint32_t i = 0; list && i < list->via.array.size; i++) {

@@ -26,26 +26,12 @@ static struct th_conn conn;
 
 static void setup(void)
 {
-    ck_assert_msg(th_daemon_start(&daemon_, NULL, 20000) == 0, "cwsandboxd did not start");
-    ck_assert_int_eq(th_connect(&conn, daemon_.socket), 0);
-    ck_assert(th_hello(&conn));
+    th_fixture_up(&daemon_, &conn);
 }
 
 static void teardown(void)
 {
-    th_stop_all(&daemon_);
-    th_close(&conn);
-    ck_assert_int_eq(th_daemon_stop(&daemon_, 30000), 0);
-}
-
-static void create(struct th_conn *c, const char *extra, char *id, size_t size)
-{
-    struct cws_rpc_msg *m = th_ok(
-        th_call_json(c, CALL_MS, "sandbox.create",
-                     "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"]}%s}", extra),
-        "sandbox.create");
-    th_str(m->result, "id", id, size);
-    cws_rpc_msg_free(m);
+    th_fixture_down(&daemon_, &conn, 30000);
 }
 
 /* The ids of the sandboxes the backend lists with a tag (terminated ones too when asked). */
@@ -120,11 +106,11 @@ static void crash_with_a_create_in_flight(struct scene *sc, bool resume_backend)
     struct th_conn other;
     cws_rpc_msg_free(th_ok(th_call_json(&conn, CALL_MS, "session.open", "{\"name\": \"kept\"}"),
                            "session.open"));
-    create(&conn, "", sc->session_sb, sizeof(sc->session_sb));
-    create(&conn, ", \"owner\": \"detached\"", sc->detached_sb, sizeof(sc->detached_sb));
+    th_create(&conn, "", sc->session_sb, sizeof(sc->session_sb));
+    th_create(&conn, ", \"owner\": \"detached\"", sc->detached_sb, sizeof(sc->detached_sb));
     ck_assert_int_eq(th_connect(&other, daemon_.socket), 0);
     ck_assert(th_hello(&other));
-    create(&other, ", \"owner\": \"client\"", sc->client_sb, sizeof(sc->client_sb));
+    th_create(&other, ", \"owner\": \"client\"", sc->client_sb, sizeof(sc->client_sb));
 
     pid_t backend = backend_pid();
     ck_assert_int_gt(backend, 0);

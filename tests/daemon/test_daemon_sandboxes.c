@@ -19,25 +19,12 @@ static struct th_conn conn;
 
 static void setup(void)
 {
-    ck_assert_msg(th_daemon_start(&daemon_, NULL, 20000) == 0, "cwsandboxd did not start");
-    ck_assert_int_eq(th_connect(&conn, daemon_.socket), 0);
-    ck_assert(th_hello(&conn));
+    th_fixture_up(&daemon_, &conn);
 }
 
 static void teardown(void)
 {
-    th_stop_all(&daemon_);
-    th_close(&conn);
-    ck_assert_int_eq(th_daemon_stop(&daemon_, 20000), 0);
-}
-
-static void expect_ok(const struct cws_rpc_msg *m, const char *what)
-{
-    char code[64], msg[600];
-    ck_assert_msg(m, "%s: no answer", what);
-    ck_assert_msg(!m->error, "%s failed: %s: %s", what,
-                  th_str(m->error, "code", code, sizeof(code)),
-                  th_str(m->error, "message", msg, sizeof(msg)));
+    th_fixture_down(&daemon_, &conn, 20000);
 }
 
 /* ---- param builders ---- */
@@ -73,7 +60,7 @@ static void create_on(struct th_conn *c, const char *owner, char *id, size_t siz
 {
     struct create_args a = {NULL, "cwsd-test", owner};
     struct cws_rpc_msg *m = th_call(c, "sandbox.create", pack_create, &a, CALL_MS);
-    expect_ok(m, "sandbox.create");
+    th_ok(m, "sandbox.create");
     th_str(m->result, "id", id, size);
     cws_rpc_msg_free(m);
 }
@@ -83,7 +70,7 @@ static void create_sandbox(const char *command, char *id, size_t size)
     struct create_args a = {command, "cwsd-test", NULL};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.create", pack_create, &a, CALL_MS);
     char state[32];
-    expect_ok(m, "sandbox.create");
+    th_ok(m, "sandbox.create");
     th_str(m->result, "id", id, size);
     ck_assert_msg(id[0], "sandbox.create answered no id");
     ck_assert_str_eq(th_str(m->result, "state", state, sizeof(state)), "running");
@@ -130,13 +117,13 @@ START_TEST(create_get_list_stop)
     char id[64], state[32];
     create_sandbox(NULL, id, sizeof(id));
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.get", pack_id, id, CALL_MS);
-    expect_ok(m, "sandbox.get");
+    th_ok(m, "sandbox.get");
     ck_assert_str_eq(th_str(m->result, "state", state, sizeof(state)), "running");
     ck_assert_int_gt(th_int(m->result, "started_ms", 0), 0);
     cws_rpc_msg_free(m);
 
     m = th_call(&conn, "sandbox.list", NULL, NULL, CALL_MS);
-    expect_ok(m, "sandbox.list");
+    th_ok(m, "sandbox.list");
     const msgpack_object *list = th_field(m->result, "sandboxes");
     ck_assert_ptr_nonnull(list);
     bool found = false;
@@ -148,7 +135,7 @@ START_TEST(create_get_list_stop)
     cws_rpc_msg_free(m);
 
     m = th_call(&conn, "sandbox.stop", pack_id, id, CALL_MS);
-    expect_ok(m, "sandbox.stop");
+    th_ok(m, "sandbox.stop");
     ck_assert_str_eq(th_str(m->result, "state", state, sizeof(state)), "completed");
     ck_assert_int_eq(th_int(m->result, "exit_code", -1), 0);
     cws_rpc_msg_free(m);
@@ -174,7 +161,7 @@ START_TEST(exec_buffered_and_exit_code)
     create_sandbox(NULL, id, sizeof(id));
     struct exec_args a = {id, "echo out; echo err >&2; exit 3", false, false};
     struct cws_rpc_msg *m = th_call(&conn, "exec", pack_exec, &a, CALL_MS);
-    expect_ok(m, "exec");
+    th_ok(m, "exec");
     ck_assert_int_eq(th_int(m->result, "exit_code", -1), 3);
     ck_assert(bin_equals(th_field(m->result, "stdout"), "out\n"));
     ck_assert(bin_equals(th_field(m->result, "stderr"), "err\n"));
@@ -219,7 +206,7 @@ START_TEST(exec_streamed_with_stdin)
             memcpy(out + out_len, d->via.bin.ptr, d->via.bin.size);
             out_len += d->via.bin.size;
         } else if (m->type == CWS_RPC_RESPONSE && m->msgid == msgid) {
-            expect_ok(m, "streamed exec");
+            th_ok(m, "streamed exec");
             ck_assert_int_eq(th_int(m->result, "exit_code", -1), 0);
             done = true;
         }
@@ -266,11 +253,11 @@ START_TEST(files_round_trip_small_and_large)
             data[i] = (uint8_t)(i * 131 + k);
         struct file_args a = {id, "/tmp/f.bin", data, sizes[k]};
         struct cws_rpc_msg *m = th_call(&conn, "file.write", pack_write, &a, CALL_MS);
-        expect_ok(m, "file.write");
+        th_ok(m, "file.write");
         ck_assert_int_eq(th_int(m->result, "size", -1), (int64_t)sizes[k]);
         cws_rpc_msg_free(m);
         m = th_call(&conn, "file.read", pack_read, &a, CALL_MS);
-        expect_ok(m, "file.read");
+        th_ok(m, "file.read");
         const msgpack_object *d = th_field(m->result, "data");
         ck_assert_ptr_nonnull(d);
         ck_assert_uint_eq(d->via.bin.size, sizes[k]);
@@ -323,7 +310,7 @@ START_TEST(logs_of_the_main_command)
                 out[out_len] = '\0';
             }
             if (end)
-                expect_ok(m, "logs");
+                th_ok(m, "logs");
             cws_rpc_msg_free(m);
             if (end)
                 break;
@@ -385,7 +372,7 @@ START_TEST(backend_killed_is_restarted)
         char code[64];
         ck_assert_str_eq(th_str(m->error, "code", code, sizeof(code)), "UNAVAILABLE");
     }
-    expect_ok(m, "sandbox.get after a backend restart");
+    th_ok(m, "sandbox.get after a backend restart");
     ck_assert_str_eq(th_str(m->result, "state", state, sizeof(state)), "running");
     cws_rpc_msg_free(m);
     ck_assert_int_ne(backend_pid(), pid);
@@ -396,7 +383,7 @@ END_TEST
 static const char *backend_state(struct th_conn *c, const char *id, char *buf, size_t size)
 {
     struct cws_rpc_msg *m = th_call(c, "sandbox.get", pack_get_fresh, (void *)id, CALL_MS);
-    expect_ok(m, "sandbox.get fresh");
+    th_ok(m, "sandbox.get fresh");
     th_str(m->result, "state", buf, size);
     cws_rpc_msg_free(m);
     return buf;
@@ -441,11 +428,11 @@ START_TEST(orphans_are_stopped_detached_survive)
     th_close(&other); /* what a SIGKILLed process looks like to the daemon */
     struct wait_args w = {orphan, 7.0};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.wait", pack_wait_terminal, &w, CALL_MS);
-    expect_ok(m, "the orphan reaching a terminal state within 7 s");
+    th_ok(m, "the orphan reaching a terminal state within 7 s");
     cws_rpc_msg_free(m);
     ck_assert_str_eq(backend_state(&conn, kept, state, sizeof(state)), "running");
     m = th_call(&conn, "daemon.status", NULL, NULL, CALL_MS);
-    expect_ok(m, "daemon.status");
+    th_ok(m, "daemon.status");
     ck_assert_msg(report_names(m->result, orphan), "daemon.status does not report the orphan");
     ck_assert_msg(!report_names(m->result, kept), "the detached sandbox was reported reaped");
     cws_rpc_msg_free(m);

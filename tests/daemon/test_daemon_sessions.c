@@ -24,16 +24,12 @@ static struct th_conn conn;
 
 static void setup(void)
 {
-    ck_assert_msg(th_daemon_start(&daemon_, NULL, 20000) == 0, "cwsandboxd did not start");
-    ck_assert_int_eq(th_connect(&conn, daemon_.socket), 0);
-    ck_assert(th_hello(&conn));
+    th_fixture_up(&daemon_, &conn);
 }
 
 static void teardown(void)
 {
-    th_stop_all(&daemon_);
-    th_close(&conn);
-    ck_assert_int_eq(th_daemon_stop(&daemon_, 20000), 0);
+    th_fixture_down(&daemon_, &conn, 20000);
 }
 
 static void expect_error(struct cws_rpc_msg *m, const char *code, const char *what)
@@ -41,18 +37,6 @@ static void expect_error(struct cws_rpc_msg *m, const char *code, const char *wh
     char got[64];
     ck_assert_msg(m && m->error, "%s: expected %s, got a result", what, code);
     ck_assert_str_eq(th_str(m->error, "code", got, sizeof(got)), code);
-    cws_rpc_msg_free(m);
-}
-
-/* Create a sandbox that stays up; extra is more create params ("" or ", \"owner\": ..."). */
-static void create(struct th_conn *c, const char *extra, char *id, size_t size)
-{
-    struct cws_rpc_msg *m = th_ok(
-        th_call_json(c, CALL_MS, "sandbox.create",
-                     "{\"wait\": \"running\", \"config\": {\"tags\": [\"cwsd-test\"]}%s}", extra),
-        "sandbox.create");
-    th_str(m->result, "id", id, size);
-    ck_assert_msg(id[0], "no id");
     cws_rpc_msg_free(m);
 }
 
@@ -138,7 +122,7 @@ START_TEST(test_session_shared_by_two_connections)
     /* The first goes away with a client-owned sandbox besides: once that one is reaped, the
      * session's sandbox must still run and serve the second connection. */
     char mine[64];
-    create(&conn, ", \"owner\": \"client\"", mine, sizeof(mine));
+    th_create(&conn, ", \"owner\": \"client\"", mine, sizeof(mine));
     th_close(&conn);
     ck_assert_msg(th_ended_by(&second, mine, th_now_ms() + ORPHAN_GRACE_MS + 15000),
                   "the client sandbox was not reaped");
@@ -177,9 +161,9 @@ START_TEST(test_adopt_and_detach)
     struct th_conn other;
     ck_assert_int_eq(th_connect(&other, daemon_.socket), 0);
     ck_assert(th_hello(&other));
-    create(&other, ", \"owner\": \"client\"", client_sb, sizeof(client_sb));
-    create(&other, ", \"owner\": \"client\"", adopted, sizeof(adopted));
-    create(&other, ", \"owner\": \"client\"", detached, sizeof(detached));
+    th_create(&other, ", \"owner\": \"client\"", client_sb, sizeof(client_sb));
+    th_create(&other, ", \"owner\": \"client\"", adopted, sizeof(adopted));
+    th_create(&other, ", \"owner\": \"client\"", detached, sizeof(detached));
     struct cws_rpc_msg *m = th_ok(th_call_json(&conn, CALL_MS, "sandbox.adopt",
                                                "{\"id\": \"%s\", \"session\": \"keep\"}", adopted),
                                   "sandbox.adopt");
@@ -220,7 +204,7 @@ START_TEST(test_idle_ttl_closes_the_session)
     cws_rpc_msg_free(th_ok(
         th_call_json(&other, CALL_MS, "session.open", "{\"name\": \"brief\", \"idle_ttl_s\": 1}"),
         "session.open"));
-    create(&other, "", id, sizeof(id));
+    th_create(&other, "", id, sizeof(id));
     /* Attached: it does not idle. */
     struct cws_rpc_msg *m =
         th_ok(th_call_json(&conn, CALL_MS, "session.get", "{\"name\": \"brief\"}"), "session.get");

@@ -46,18 +46,7 @@ static void poll_interval(void)
 
 static void teardown(void)
 {
-    th_stop_all(&daemon_);
-    th_close(&conn);
-    ck_assert_msg(th_daemon_stop(&daemon_, 20000) == 0, "cwsandboxd did not exit 0 on SIGTERM");
-}
-
-static void expect_ok(const struct cws_rpc_msg *m, const char *what)
-{
-    char code[64], msg[600];
-    ck_assert_msg(m, "%s: no answer", what);
-    ck_assert_msg(!m->error, "%s failed: %s: %s", what,
-                  th_str(m->error, "code", code, sizeof(code)),
-                  th_str(m->error, "message", msg, sizeof(msg)));
+    th_fixture_down(&daemon_, &conn, 20000);
 }
 
 /* The error code of a response ("" for a result). */
@@ -128,7 +117,7 @@ static void create_tagged(const char *command, const char *tag, bool wait_runnin
     struct create_args a = {command, tag, wait_running};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.create", pack_create, &a, CALL_MS);
     char state[32];
-    expect_ok(m, "sandbox.create");
+    th_ok(m, "sandbox.create");
     th_str(m->result, "id", id, size);
     ck_assert_msg(id[0], "sandbox.create answered no id");
     if (wait_running)
@@ -504,7 +493,7 @@ START_TEST(exec_tty_size_and_resize)
                 send_note(&conn, "exec.stdin", msgid, "stty size\nexit 3\n");
             }
         } else if (is_response(m, msgid)) {
-            expect_ok(m, "exec on a terminal");
+            th_ok(m, "exec on a terminal");
             ck_assert_msg(phase == 2, "the shell ended before printing its size 30 100: '%s'",
                           out.data);
             ck_assert_msg(strstr(out.data + mark, "40 120"),
@@ -631,7 +620,7 @@ static int64_t status_latency_ms(void)
     int64_t t0 = now_ms();
     struct cws_rpc_msg *m = th_call(&other, "daemon.status", NULL, NULL, 1000);
     int64_t took = now_ms() - t0;
-    expect_ok(m, "daemon.status on a second connection within 1 s");
+    th_ok(m, "daemon.status on a second connection within 1 s");
     cws_rpc_msg_free(m);
     th_close(&other);
     return took;
@@ -688,7 +677,7 @@ START_TEST(slow_client_bounded_memory)
             ck_assert(d && d->type == MSGPACK_OBJECT_BIN);
             bytes += d->via.bin.size;
         } else if (is_response(m, msgid)) {
-            expect_ok(m, "exec of head -c 268435456");
+            th_ok(m, "exec of head -c 268435456");
             ck_assert_int_eq(th_int(m->result, "exit_code", -1), 0);
             cws_rpc_msg_free(m);
             break;
@@ -777,7 +766,7 @@ static void upload_big(const char *id, const char *path, char hex[65])
         }
     }
     int64_t ms = now_ms() - t0;
-    expect_ok(m, "file.write of 1 GiB, streamed");
+    th_ok(m, "file.write of 1 GiB, streamed");
     ck_assert_int_eq(th_int(m->result, "size", -1), (int64_t)BIG_SIZE);
     cws_rpc_msg_free(m);
     sha256_hex(&sum, hex);
@@ -806,7 +795,7 @@ static void download_big(const char *id, const char *path, char hex[65])
             own_ms += now_ms() - c0;
             got += d->via.bin.size;
         } else if (is_response(m, msgid)) {
-            expect_ok(m, "file.read of 1 GiB, streamed");
+            th_ok(m, "file.read of 1 GiB, streamed");
             ck_assert_int_eq(th_int(m->result, "size", -1), (int64_t)BIG_SIZE);
             ck_assert_ptr_null(th_field(m->result, "data"));
             cws_rpc_msg_free(m);
@@ -841,7 +830,7 @@ START_TEST(file_one_gib_streamed_round_trip)
     upload_big(id, "/tmp/big.bin", sent);
     struct exec_args a = {id, argv, 2, false, false, false, 0, 0, 0};
     struct cws_rpc_msg *m = th_call(&conn, "exec", pack_exec, &a, 120000);
-    expect_ok(m, "sha256sum in the sandbox");
+    th_ok(m, "sha256sum in the sandbox");
     ck_assert_int_eq(th_int(m->result, "exit_code", -1), 0);
     const msgpack_object *out = th_field(m->result, "stdout");
     ck_assert(out && out->type == MSGPACK_OBJECT_BIN && out->via.bin.size >= 64);
@@ -1021,7 +1010,7 @@ static int listed(const char *tag, bool show_terminated, const char ids[][64], i
 {
     struct list_args a = {tag, show_terminated};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.list", pack_list, &a, CALL_MS);
-    expect_ok(m, "sandbox.list");
+    th_ok(m, "sandbox.list");
     const msgpack_object *list = th_field(m->result, "sandboxes");
     ck_assert(list && list->type == MSGPACK_OBJECT_ARRAY);
     int found = 0;
@@ -1050,7 +1039,7 @@ START_TEST(purge_delete_stop_wait_list)
 
     struct purge_args p = {tag, true};
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.purge", pack_purge, &p, CALL_MS);
-    expect_ok(m, "sandbox.purge dry_run");
+    th_ok(m, "sandbox.purge dry_run");
     ck_assert_int_eq(th_int(m->result, "count", -1), 2);
     cws_rpc_msg_free(m);
     int total = 0;
@@ -1058,7 +1047,7 @@ START_TEST(purge_delete_stop_wait_list)
 
     p.dry_run = false;
     m = th_call(&conn, "sandbox.purge", pack_purge, &p, CALL_MS);
-    expect_ok(m, "sandbox.purge");
+    th_ok(m, "sandbox.purge");
     ck_assert_int_eq(th_int(m->result, "count", -1), 2);
     const msgpack_object *failed = th_field(m->result, "failed");
     ck_assert(failed && failed->type == MSGPACK_OBJECT_ARRAY && failed->via.array.size == 0);
@@ -1066,7 +1055,7 @@ START_TEST(purge_delete_stop_wait_list)
     for (int i = 0; i < 2; i++) {
         struct flag_args w = {ids[i], NULL, "terminal"};
         m = th_call(&conn, "sandbox.wait", pack_id_flag, &w, CALL_MS);
-        expect_ok(m, "sandbox.wait until terminal after purge");
+        th_ok(m, "sandbox.wait until terminal after purge");
         ck_assert_msg(terminal_state(th_str(m->result, "state", state, sizeof(state))),
                       "%s is %s after purge", ids[i], state);
         cws_rpc_msg_free(m);
@@ -1156,7 +1145,7 @@ START_TEST(wrong_types_name_the_parameter)
     /* The sandbox was not stopped by the refused call. */
     struct cws_rpc_msg *m = th_call(&conn, "sandbox.get", pack_id, id, CALL_MS);
     char state[32];
-    expect_ok(m, "sandbox.get");
+    th_ok(m, "sandbox.get");
     ck_assert_str_eq(th_str(m->result, "state", state, sizeof(state)), "running");
     cws_rpc_msg_free(m);
 }
