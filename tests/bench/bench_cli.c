@@ -36,6 +36,7 @@
 
 #include "coreweave/sandbox/v1/sandbox.pb-c.h"
 #include "grpc_client.h"
+#include "bench_util.h"
 #include "harness.h"
 #include "log.h"
 #include "rpc_encode.h"
@@ -92,13 +93,6 @@ struct bench {
 
 /* ---- small utilities ------------------------------------------------------------------- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void fail(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(struct bench *b, const char *fmt, ...)
 {
@@ -127,12 +121,6 @@ static void add_row(struct bench *b, const char *name, const char *target, int m
     va_start(ap, fmt);
     vsnprintf(r->value, sizeof(r->value), fmt, ap);
     va_end(ap);
-}
-
-static int cmp_i64(const void *x, const void *y)
-{
-    int64_t a = *(const int64_t *)x, c = *(const int64_t *)y;
-    return (a > c) - (a < c);
 }
 
 /* Nearest-rank percentile of sorted samples, in ms. */
@@ -192,27 +180,11 @@ static int start_daemon(struct bench *b)
     /* cwsandbox-local inherits the level: at debug it logs every connection it accepts. The
      * daemon itself runs at debug too (the harness asks for it). */
     static const char *const env[] = {"CWSANDBOX_LOG_LEVEL=debug", NULL};
+    char why[512];
     b->conn.fd = -1;
-    snprintf(b->log_path, sizeof(b->log_path), "/tmp/bench_cli-XXXXXX.log");
-    int logfd = mkstemps(b->log_path, 4);
-    if (logfd < 0) {
-        fail(b, "cannot create a log file: %s", strerror(errno));
-        return -1;
-    }
-    /* The daemon (and its backend) inherit stderr: point it at the log while forking. */
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    dup2(logfd, STDERR_FILENO);
-    int r = th_daemon_start(&b->d, env, 30000);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    close(logfd);
-    if (r < 0) {
-        fail(b, "cwsandboxd did not start (log: %s)", b->log_path);
-        if (b->d.pid > 0 && waitpid(b->d.pid, NULL, WNOHANG) != 0)
-            b->d.pid = 0;
-        if (b->d.root[0])
-            th_daemon_stop(&b->d, 5000);
+    if (bench_start_daemon(&b->d, env, "bench_cli", b->log_path, sizeof(b->log_path), why,
+                           sizeof(why)) < 0) {
+        fail(b, "%s", why);
         return -1;
     }
     b->daemon_up = true;
@@ -229,36 +201,6 @@ static int start_daemon(struct bench *b)
     if (ok && !b->id[0])
         fail(b, "sandbox.create answered no id");
     return ok && b->id[0] ? 0 : -1;
-}
-
-/* Processes (other than this one) whose command line names the temporary tree: the daemon,
- * its backend, sandbox init processes. */
-static int leftover_processes(const struct bench *b)
-{
-    DIR *dir = opendir("/proc");
-    struct dirent *de;
-    int n = 0;
-    if (!dir)
-        return -1;
-    while ((de = readdir(dir))) {
-        char path[300], cmd[4096];
-        long pid = strtol(de->d_name, NULL, 10);
-        if (pid <= 0 || pid == getpid())
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(cmd, 1, sizeof(cmd) - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (cmd[i] == '\0')
-                cmd[i] = ' ';
-        cmd[len] = '\0';
-        n += strstr(cmd, b->d.root) != NULL;
-    }
-    closedir(dir);
-    return n;
 }
 
 static void stop_daemon(struct bench *b)
@@ -282,9 +224,9 @@ static void stop_daemon(struct bench *b)
     if (status != 0)
         fail(b, "cwsandboxd did not exit cleanly on SIGTERM (status %d; log: %s)", status,
              b->log_path);
-    for (int i = 0; i < 50 && leftover_processes(b) > 0; i++)
+    for (int i = 0; i < 50 && bench_tree_processes(b->d.root, 0, true, NULL, 0) > 0; i++)
         usleep(200000);
-    if (leftover_processes(b) > 0)
+    if (bench_tree_processes(b->d.root, 0, true, NULL, 0) > 0)
         fail(b, "processes of the test tree %s still run after cwsandboxd stopped", b->d.root);
     th_daemon_stop(&b->d, 1000); /* removes the tree */
 }
@@ -323,7 +265,7 @@ static int64_t spawn_wait(struct bench *b, char *const argv[])
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, b->cli_err_path,
                                      O_WRONLY | O_APPEND | O_CREAT, 0600);
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, b->cli_env);
     posix_spawn_file_actions_destroy(&fa);
     if (r != 0) {
@@ -332,7 +274,7 @@ static int64_t spawn_wait(struct bench *b, char *const argv[])
     }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    int64_t t = now_ns() - t0;
+    int64_t t = bench_now_ns() - t0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fail(b, "%s %s exited with %s %d (its stderr: %s)", argv[0], argv[1] ? argv[1] : "",
              WIFEXITED(status) ? "status" : "signal",
@@ -435,7 +377,7 @@ static int64_t sample_direct(struct bench *b)
     size_t len = protobuf_c_message_get_packed_size(&req.base);
     if (len > sizeof(first))
         return -1;
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     protobuf_c_message_pack(&req.base, first);
     struct sexec s = {0};
     struct cws_gc_call *call = NULL;
@@ -449,7 +391,7 @@ static int64_t sample_direct(struct bench *b)
     }
     while (!s.done)
         event_base_loop(b->base, EVLOOP_ONCE);
-    int64_t t = now_ns() - t0;
+    int64_t t = bench_now_ns() - t0;
     if (!s.exited || s.exit_code != 0) {
         fail(b, "StreamExec true straight to the backend: %s, exit %d (%s: %s)",
              s.exited ? "exited" : "no exit status", s.exit_code, cws_errcode_name(s.code),
@@ -482,9 +424,9 @@ static void phase_latency(struct bench *b)
             (which == 0 ? cli : which == 1 ? direct : floor)[i] = t;
         }
     }
-    qsort(cli, (size_t)n, sizeof(int64_t), cmp_i64);
-    qsort(direct, (size_t)n, sizeof(int64_t), cmp_i64);
-    qsort(floor, (size_t)n, sizeof(int64_t), cmp_i64);
+    qsort(cli, (size_t)n, sizeof(int64_t), bench_cmp_i64);
+    qsort(direct, (size_t)n, sizeof(int64_t), bench_cmp_i64);
+    qsort(floor, (size_t)n, sizeof(int64_t), bench_cmp_i64);
     double added = pct_ms(cli, n, 50) - pct_ms(direct, n, 50);
     add_row(b, "(i) cwsandbox exec ID -- true, end to end", "", -1, "%.2f / %.2f ms",
             pct_ms(cli, n, 50), pct_ms(cli, n, 99));
@@ -552,14 +494,14 @@ static void phase_connections(struct bench *b)
     for (int i = 0; i < 50 && (open0 = open_connections(b)) > 1; i++)
         usleep(20000);
     long acc0 = accepted_connections(b);
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     long ok = 0;
     for (long i = 0; i < b->o.execs; i++) {
         if (sample_cli(b) < 0)
             break;
         ok++;
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     long acc1 = accepted_connections(b);
     long open1 = open_connections(b);
     if (acc0 < 0 || acc1 < 0)

@@ -44,6 +44,7 @@
 
 #include "coreweave/sandbox/v1/sandbox.pb-c.h"
 #include "grpc_client.h"
+#include "bench_util.h"
 #include "harness.h"
 #include "log.h"
 #include "rpc_encode.h"
@@ -119,13 +120,6 @@ struct bench {
 
 /* ---- small utilities ------------------------------------------------------------------- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -174,12 +168,6 @@ static void add_row(struct bench *b, const char *name, const char *target, int m
     va_start(ap, fmt);
     vsnprintf(r->value, sizeof(r->value), fmt, ap);
     va_end(ap);
-}
-
-static int cmp_i64(const void *x, const void *y)
-{
-    int64_t a = *(const int64_t *)x, c = *(const int64_t *)y;
-    return a < c ? -1 : a > c;
 }
 
 /* Nearest-rank percentile of a sorted array, in microseconds. */
@@ -581,29 +569,11 @@ static bool list_census(struct bench *b, struct th_conn *c, const char *tag, boo
 
 static int start_daemon(struct bench *b)
 {
+    char why[512];
     b->conn.fd = -1;
-    snprintf(b->log_path, sizeof(b->log_path), "/tmp/bench_daemon-XXXXXX.log");
-    int logfd = mkstemps(b->log_path, 4);
-    if (logfd < 0) {
-        fail(b, "cannot create a log file: %s", strerror(errno));
-        return -1;
-    }
-    /* The daemon (and its backend) inherit stderr: point it at the log while forking. */
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    dup2(logfd, STDERR_FILENO);
-    int r = th_daemon_start(&b->d, NULL, 30000);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    close(logfd);
-    if (r < 0) {
-        fail(b, "cwsandboxd did not start (log: %s)", b->log_path);
-        /* Kill it if it still runs (not if it is gone: its pid may be reused), remove the
-         * tree. */
-        if (b->d.pid > 0 && waitpid(b->d.pid, NULL, WNOHANG) != 0)
-            b->d.pid = 0;
-        if (b->d.root[0])
-            th_daemon_stop(&b->d, 5000);
+    if (bench_start_daemon(&b->d, NULL, "bench_daemon", b->log_path, sizeof(b->log_path), why,
+                           sizeof(why)) < 0) {
+        fail(b, "%s", why);
         return -1;
     }
     b->daemon_up = true;
@@ -614,58 +584,14 @@ static int start_daemon(struct bench *b)
     return 0;
 }
 
-/* Processes (other than the daemon and its backend server) whose command line names the
- * temporary tree: sandbox init processes, slirp4netns. */
-static int leftover_processes(const struct bench *b, bool count_backend, char *first, size_t size)
-{
-    DIR *dir = opendir("/proc");
-    struct dirent *de;
-    int n = 0;
-    if (first && size)
-        first[0] = '\0';
-    if (!dir)
-        return -1;
-    while ((de = readdir(dir))) {
-        char path[300], cmd[4096], comm[64] = "";
-        long pid = strtol(de->d_name, NULL, 10);
-        if (pid <= 0 || pid == b->d.pid || pid == getpid())
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(cmd, 1, sizeof(cmd) - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (cmd[i] == '\0')
-                cmd[i] = ' ';
-        cmd[len] = '\0';
-        if (!strstr(cmd, b->d.root))
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-        f = fopen(path, "r");
-        if (f) {
-            if (!fgets(comm, sizeof(comm), f))
-                comm[0] = '\0';
-            fclose(f);
-            comm[strcspn(comm, "\n")] = '\0';
-        }
-        if (!count_backend && strcmp(comm, "cwsandbox-local") == 0)
-            continue;
-        if (n++ == 0 && first)
-            snprintf(first, size, "pid %ld (%s): %.160s", pid, comm, cmd);
-    }
-    closedir(dir);
-    return n;
-}
-
 static void check_no_leftovers(struct bench *b, bool count_backend, const char *when)
 {
     char first[256];
     int n = 0;
-    for (int64_t until = now_ns() + (int64_t)LEFTOVER_WAIT * 1000000; now_ns() < until;
+    for (int64_t until = bench_now_ns() + (int64_t)LEFTOVER_WAIT * 1000000; bench_now_ns() < until;
          sleep_ms(200))
-        if ((n = leftover_processes(b, count_backend, first, sizeof(first))) == 0)
+        if ((n = bench_tree_processes(b->d.root, b->d.pid, count_backend, first, sizeof(first))) ==
+            0)
             return;
     fail(b, "%d process(es) of the test tree still run %s, e.g. %s", n, when, first);
 }
@@ -827,9 +753,9 @@ static int64_t sample_daemon_get(struct bench *b, bool fresh)
 {
     struct get_args a = {b->id, fresh};
     char id[64];
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     struct cws_rpc_msg *m = th_call(&b->conn, "sandbox.get", pack_get, &a, CALL_MS);
-    int64_t t = now_ns() - t0;
+    int64_t t = bench_now_ns() - t0;
     bool ok = ok_response(b, m, "sandbox.get");
     if (ok && strcmp(th_str(m->result, "id", id, sizeof(id)), b->id) != 0) {
         fail(b, "sandbox.get answered id '%s', not %s", id, b->id);
@@ -845,10 +771,10 @@ static int64_t sample_direct_get(struct bench *b)
         COREWEAVE__SANDBOX__V1__GET_SANDBOX_REQUEST__INIT;
     struct unary_rec r = {.expect_id = b->id};
     req.sandbox_id = b->id;
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     if (direct_unary(b, "GetSandbox", &req.base, &r) < 0)
         return -1;
-    int64_t t = now_ns() - t0;
+    int64_t t = bench_now_ns() - t0;
     if (r.code != CWS_E_OK || !r.answer_ok) {
         fail(b, "GetSandbox straight to the backend: %s: %s", cws_errcode_name(r.code),
              r.code == CWS_E_OK ? "the answer does not name the sandbox" : r.message);
@@ -886,10 +812,10 @@ static void phase_latency(struct bench *b)
             diff[i] = tv - td;
         }
     }
-    qsort(via, (size_t)n, sizeof(*via), cmp_i64);
-    qsort(direct, (size_t)n, sizeof(*direct), cmp_i64);
-    qsort(cached, (size_t)n, sizeof(*cached), cmp_i64);
-    qsort(diff, (size_t)n, sizeof(*diff), cmp_i64);
+    qsort(via, (size_t)n, sizeof(*via), bench_cmp_i64);
+    qsort(direct, (size_t)n, sizeof(*direct), bench_cmp_i64);
+    qsort(cached, (size_t)n, sizeof(*cached), bench_cmp_i64);
+    qsort(diff, (size_t)n, sizeof(*diff), bench_cmp_i64);
     double added50 = pct_us(via, n, 0.5) - pct_us(direct, n, 0.5);
     add_row(b, "(a) sandbox.get fresh via daemon  p50 / p99", NULL, -1, "%.1f / %.1f us",
             pct_us(via, n, 0.5), pct_us(via, n, 0.99));
@@ -1083,12 +1009,12 @@ static void run_throughput(struct bench *b, const char *id, double seconds, cons
     uint64_t c0 = 0, c1 = 0;
     for (long i = 0; i < n; i++)
         c0 += atomic_load(&w[i].answered);
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     double d0 = proc_cpu_s(b->d.pid), s0 = self_cpu_s();
     sleep_ms((long)(seconds * 1000));
     for (long i = 0; i < n; i++)
         c1 += atomic_load(&w[i].answered);
-    int64_t t1 = now_ns();
+    int64_t t1 = bench_now_ns();
     double d1 = proc_cpu_s(b->d.pid), s1 = self_cpu_s();
     atomic_store(&stop, true);
     for (long i = 0; i < n; i++) {
@@ -1179,7 +1105,7 @@ struct transfer {
 /* file.read {streamed: true} through the daemon; seconds or -1. */
 static double read_via_daemon(struct bench *b, struct transfer *t)
 {
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     uint32_t msgid = th_request(&b->conn, "file.read", pack_read, b->id);
     long chunks = 0;
     t->got = 0;
@@ -1218,7 +1144,7 @@ static double read_via_daemon(struct bench *b, struct transfer *t)
                 ok = false;
             }
             cws_rpc_msg_free(m);
-            return ok ? (double)(now_ns() - t0) / 1e9 : -1;
+            return ok ? (double)(bench_now_ns() - t0) / 1e9 : -1;
         }
         cws_rpc_msg_free(m);
     }
@@ -1297,7 +1223,7 @@ static double read_direct(struct bench *b, struct transfer *t)
     char *cmd[] = {(char *)"/bin/sh", (char *)"-c", (char *)script, (char *)"cwsandbox-read-file",
                    (char *)BIG_PATH};
     struct cws_error err;
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     t->got = 0;
 
     Coreweave__Sandbox__V1__ReadFileRequest rreq = COREWEAVE__SANDBOX__V1__READ_FILE_REQUEST__INIT;
@@ -1334,7 +1260,7 @@ static double read_direct(struct bench *b, struct transfer *t)
     }
     while (!s.done)
         event_base_loop(b->base, EVLOOP_ONCE);
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     if (!s.exited || s.exit_code != 0 || s.overflow || t->got != u.size_bytes) {
         fail(b, "StreamExec cat: %s, exit %d, %llu of %llu bytes (%s: %s)",
              s.exited ? "exited" : "no exit status", s.exit_code, (unsigned long long)t->got,
@@ -1539,22 +1465,22 @@ static void phase_memory(struct bench *b)
     add_mem_row(b, "(d)   RssAnon / RssFile / Pss", b->d.pid);
 
     /* n sandboxes, created with wait: none, in_flight at once. */
-    t0 = now_ns();
+    t0 = bench_now_ns();
     bad = pipeline(b, n, "sandbox.create", pack_create, create_arg, created, &f);
-    double create_s = (double)(now_ns() - t0) / 1e9;
+    double create_s = (double)(bench_now_ns() - t0) / 1e9;
     if (bad) {
         fail(b, "%ld of %ld sandbox.create failed", bad, n);
         goto stop;
     }
     long rss_created = th_rss_kib(b->d.pid);
     /* Let the backend start them all, so that they are real sandboxes when measured. */
-    for (int64_t until = now_ns() + (int64_t)LONG_CALL_MS * 1000000;; sleep_ms(1000)) {
+    for (int64_t until = bench_now_ns() + (int64_t)LONG_CALL_MS * 1000000;; sleep_ms(1000)) {
         if (!list_census(b, &b->conn, TAG_RSS, false, &cs))
             goto stop;
-        if (cs.running >= n || cs.failed > 0 || now_ns() > until)
+        if (cs.running >= n || cs.failed > 0 || bench_now_ns() > until)
             break;
     }
-    double running_s = (double)(now_ns() - t0) / 1e9;
+    double running_s = (double)(bench_now_ns() - t0) / 1e9;
     if (cs.running != n) {
         fail(b, "%ld of %ld sandboxes running (%ld failed, %ld creating)", cs.running, n, cs.failed,
              cs.creating);
@@ -1608,9 +1534,9 @@ stop:
     for (long i = 0; i < n; i++)
         if (f.ids[i][0])
             memmove(f.ids[with_id++], f.ids[i], sizeof(f.ids[i]));
-    t0 = now_ns();
+    t0 = bench_now_ns();
     bad = pipeline(b, with_id, "sandbox.stop", pack_stop, stop_arg, stopped, &f);
-    double stop_s = (double)(now_ns() - t0) / 1e9;
+    double stop_s = (double)(bench_now_ns() - t0) / 1e9;
     if (bad)
         fail(b, "%ld of %ld sandbox.stop failed", bad, with_id);
     check_all_stopped(b, TAG_RSS, n, &cs);
