@@ -7,20 +7,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend_rpc.h"
 #include "coreweave/sandbox/v1/sandbox.pb-c.h"
 #include "daemon.h"
 #include "log.h"
 #include "rpc_encode.h"
 #include "reaper.h"
+#include "sandbox_stop.h"
 #include "sandbox_table.h"
 #include "session.h"
-#include "watch.h"
 
 /* A short grace: the owner is gone, nobody waits for a clean exit. */
 #define REAP_GRACE_S 1
-#define REAP_CALL_MS 15000
-#define REPORT_MAX   100
+/* Past the grace: time for the backend to kill and report the end. */
+#define REAP_SLACK_MS 15000
+#define REPORT_MAX    100
 
 struct cwsd_orphan {
     struct cwsd *d;
@@ -54,77 +54,27 @@ static void remember(const char *id, const char *why)
         report_len++;
 }
 
-struct reap {
-    struct cwsd *d;
-    char *id;
-};
-
-static void reap_done(struct reap *r)
+/* A stop answered: it counts as done once the sandbox has ended, so that the daemon exits
+ * (at logout) only when nothing it owned still runs. */
+static void on_reaped(void *ud, const char *id, const struct cws_error *err)
 {
-    free(r->id);
-    free(r);
+    (void)ud;
+    if (err)
+        cwsd_log_about(CWS_LOG_WARN, id, NULL, 0, "cannot stop sandbox %s: %s", id, err->message);
     stops_in_flight--;
     if (cleanup_base && stops_in_flight == 0)
         event_base_loopbreak(cleanup_base);
 }
 
-static void on_ended(void *ud, const Coreweave__Sandbox__V1__Sandbox *sb,
-                     const struct cws_error *err)
-{
-    struct reap *r = ud;
-    if (err)
-        cwsd_log_about(CWS_LOG_WARN, r->id, NULL, 0, "sandbox %s did not end: %s", r->id,
-                       err->message);
-    else if (sb)
-        cwsd_sandbox_forget(r->d, r->id);
-    reap_done(r);
-}
-
-/* The stop was accepted: it counts as done once the sandbox has ended, so that the daemon
- * exits (at logout) only when nothing it owned still runs. */
-static void on_stopped(void *ud, const ProtobufCMessage *resp, const struct cws_error *err)
-{
-    struct reap *r = ud;
-    struct cws_error werr;
-    (void)resp;
-    if (err && err->code != CWS_E_NOT_FOUND)
-        cwsd_log_about(CWS_LOG_WARN, r->id, NULL, 0, "cannot stop sandbox %s: %s", r->id,
-                       err->message);
-    if (err) {
-        reap_done(r);
-        return;
-    }
-    if (!cwsd_wait(r->d, r->id, CWSD_UNTIL_TERMINAL, REAP_GRACE_S * 1000 + REAP_CALL_MS, on_ended,
-                   r, &werr))
-        reap_done(r);
-}
-
 /* Send the stop; failures are only logged. */
 static void stop_sandbox(struct cwsd *d, const char *id, const char *why)
 {
-    Coreweave__Sandbox__V1__DeleteSandboxRequest req =
-        COREWEAVE__SANDBOX__V1__DELETE_SANDBOX_REQUEST__INIT;
-    struct cws_error err;
-    struct reap *r = calloc(1, sizeof(*r));
-    if (!r || !(r->id = strdup(id))) {
-        free(r);
-        return;
-    }
-    r->d = d;
-    req.sandbox_id = r->id;
-    req.grace_period_seconds = REAP_GRACE_S;
-    req.allow_missing = true;
     struct cwsd_sandbox *e = cwsd_sandbox_find(d, id);
     cwsd_log_about(CWS_LOG_INFO, id, e ? e->session : NULL, e ? e->client_pid : 0,
                    "stopping sandbox %s: %s", id, why);
     remember(id, why);
     stops_in_flight++;
-    if (cwsd_rpc_unary(d, "DeleteSandbox", &req.base,
-                       &coreweave__sandbox__v1__delete_sandbox_response__descriptor, REAP_CALL_MS,
-                       on_stopped, r, &err) < 0) {
-        cwsd_log_about(CWS_LOG_WARN, id, NULL, 0, "cannot stop sandbox %s: %s", id, err.message);
-        reap_done(r);
-    }
+    cwsd_stop_until_ended(d, id, REAP_GRACE_S, REAP_SLACK_MS, on_reaped, NULL);
 }
 
 static void orphan_free(struct cwsd_orphan *o)

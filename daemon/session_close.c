@@ -4,12 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_rpc.h"
 #include "daemon.h"
 #include "registry.h"
+#include "sandbox_stop.h"
 #include "sandbox_table.h"
 #include "session.h"
-#include "watch.h"
 
 #define CLOSE_GRACE_S 5
 /* Past the grace: time for the backend to kill and report the end. */
@@ -25,11 +24,6 @@ struct close_batch {
     void *ud;
 };
 
-struct close_one {
-    struct close_batch *batch;
-    char *id;
-};
-
 static void batch_finish(struct close_batch *b)
 {
     if (b->done)
@@ -41,71 +35,28 @@ static void batch_finish(struct close_batch *b)
 }
 
 /* One sandbox is done with: count it, and finish the batch after the last. */
-static void one_done(struct close_one *o, const struct cws_error *err)
+static void one_done(void *ud, const char *id, const struct cws_error *err)
 {
-    struct close_batch *b = o->batch;
-    if (!err || err->code == CWS_E_NOT_FOUND) {
+    struct close_batch *b = ud;
+    if (!err) {
         b->stopped++;
     } else {
         char **v = realloc(b->failed, (b->n_failed + 1) * sizeof(*v));
         if (v) {
             b->failed = v;
-            if (asprintf(&v[b->n_failed], "%s: %s", o->id, err->message) >= 0)
+            if (asprintf(&v[b->n_failed], "%s: %s", id, err->message) >= 0)
                 b->n_failed++;
         }
-        cwsd_log_about(CWS_LOG_WARN, o->id, NULL, 0, "cannot stop sandbox %s: %s", o->id,
-                       err->message);
+        cwsd_log_about(CWS_LOG_WARN, id, NULL, 0, "cannot stop sandbox %s: %s", id, err->message);
     }
-    free(o->id);
-    free(o);
     if (--b->pending == 0)
         batch_finish(b);
 }
 
-static void on_ended(void *ud, const Coreweave__Sandbox__V1__Sandbox *sb,
-                     const struct cws_error *err)
-{
-    struct close_one *o = ud;
-    if (sb)
-        cwsd_sandbox_remember(o->batch->d, sb);
-    if (!err)
-        cwsd_sandbox_forget(o->batch->d, o->id);
-    one_done(o, err);
-}
-
-static void on_deleted(void *ud, const ProtobufCMessage *resp, const struct cws_error *err)
-{
-    struct close_one *o = ud;
-    struct cws_error werr;
-    (void)resp;
-    if (err) {
-        one_done(o, err);
-        return;
-    }
-    if (!cwsd_wait(o->batch->d, o->id, CWSD_UNTIL_TERMINAL, CLOSE_GRACE_S * 1000 + CLOSE_SLACK_MS,
-                   on_ended, o, &werr))
-        one_done(o, &werr);
-}
-
 static void stop_one(struct close_batch *b, const char *id)
 {
-    Coreweave__Sandbox__V1__DeleteSandboxRequest req =
-        COREWEAVE__SANDBOX__V1__DELETE_SANDBOX_REQUEST__INIT;
-    struct cws_error err;
-    struct close_one *o = calloc(1, sizeof(*o));
-    if (!o || !(o->id = strdup(id))) {
-        free(o);
-        return;
-    }
-    o->batch = b;
     b->pending++;
-    req.sandbox_id = o->id;
-    req.grace_period_seconds = CLOSE_GRACE_S;
-    req.allow_missing = true;
-    if (cwsd_rpc_unary(b->d, "DeleteSandbox", &req.base,
-                       &coreweave__sandbox__v1__delete_sandbox_response__descriptor,
-                       CLOSE_GRACE_S * 1000 + CLOSE_SLACK_MS, on_deleted, o, &err) < 0)
-        one_done(o, &err);
+    cwsd_stop_until_ended(b->d, id, CLOSE_GRACE_S, CLOSE_SLACK_MS, one_done, b);
 }
 
 /* Without stopping: what the session held is kept, so only its lifetime ends it now. */
